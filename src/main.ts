@@ -59,10 +59,6 @@ const report = (cause: Cause.Cause<unknown>) =>
   })
 
 BunRuntime.runMain(
-  program.pipe(
-    Effect.provide(Logging.layer),
-    Effect.provide(Config.layer),
-    Effect.tapErrorCause(report)
-  ),
+  program.pipe(Effect.provide(Logging.layer), Effect.provide(Config.layer), Effect.tapErrorCause(report)),
   { disableErrorReporting: true, disablePrettyLogger: true }
 )

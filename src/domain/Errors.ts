@@ -33,51 +33,87 @@ const respond = (status: number, error: ErrorBody) =>
   Effect.succeed(HttpServerResponse.unsafeJson(envelopeOf(error), { status }))
 
 /** 400: the request is malformed (bad JSON, a field of the wrong type, a file that cannot be parsed). */
-export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", fields, HttpApiSchema.annotations({ status: 400 })) {
+export class BadRequest extends Schema.TaggedError<BadRequest>()(
+  "BadRequest",
+  fields,
+  HttpApiSchema.annotations({ status: 400 })
+) {
   [HttpServerRespondable.symbol]() {
     return respond(400, this)
   }
 }
 
 /** 422: well-formed, but it breaks a rule (a placeholder with no matching column, too many models). */
-export class Unprocessable extends Schema.TaggedError<Unprocessable>()("Unprocessable", fields, HttpApiSchema.annotations({ status: 422 })) {
+export class Unprocessable extends Schema.TaggedError<Unprocessable>()(
+  "Unprocessable",
+  fields,
+  HttpApiSchema.annotations({ status: 422 })
+) {
   [HttpServerRespondable.symbol]() {
     return respond(422, this)
   }
 }
 
-export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", fields, HttpApiSchema.annotations({ status: 401 })) {
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
+  "Unauthorized",
+  fields,
+  HttpApiSchema.annotations({ status: 401 })
+) {
   [HttpServerRespondable.symbol]() {
     return respond(401, this)
   }
 }
 
-export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", fields, HttpApiSchema.annotations({ status: 403 })) {
+export class Forbidden extends Schema.TaggedError<Forbidden>()(
+  "Forbidden",
+  fields,
+  HttpApiSchema.annotations({ status: 403 })
+) {
   [HttpServerRespondable.symbol]() {
     return respond(403, this)
   }
 }
 
 /** 404, also for another user's resource: its existence is never confirmed. */
-export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", fields, HttpApiSchema.annotations({ status: 404 })) {
+export class NotFound extends Schema.TaggedError<NotFound>()(
+  "NotFound",
+  fields,
+  HttpApiSchema.annotations({ status: 404 })
+) {
   [HttpServerRespondable.symbol]() {
     return respond(404, this)
   }
 }
 
-export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", fields, HttpApiSchema.annotations({ status: 409 })) {
+export class Conflict extends Schema.TaggedError<Conflict>()(
+  "Conflict",
+  fields,
+  HttpApiSchema.annotations({ status: 409 })
+) {
   [HttpServerRespondable.symbol]() {
     return respond(409, this)
   }
 }
 
-export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", fields, HttpApiSchema.annotations({ status: 413 })) {
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
+  "PayloadTooLarge",
+  fields,
+  HttpApiSchema.annotations({ status: 413 })
+) {
   [HttpServerRespondable.symbol]() {
     return respond(413, this)
   }
 }
 
-export const DomainError = Schema.Union(BadRequest, Unprocessable, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge)
+export const DomainError = Schema.Union(
+  BadRequest,
+  Unprocessable,
+  Unauthorized,
+  Forbidden,
+  NotFound,
+  Conflict,
+  PayloadTooLarge
+)
 export type DomainError = typeof DomainError.Type
 
 /** The body of every 500: nothing about the cause leaves the server. */

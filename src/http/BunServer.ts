@@ -54,7 +54,9 @@ const make = (options: BunServerOptions) =>
                 yield* Effect.logInfo("http server draining").pipe(
                   Effect.annotateLogs("inFlight", server.pendingRequests)
                 )
+                // release actions are uninterruptible: the wait must be made interruptible for the timeout to cut it
                 const drained = yield* Effect.promise(() => server.stop(false)).pipe(
+                  Effect.interruptible,
                   Effect.timeoutOption(options.drainTimeout)
                 )
                 if (drained._tag === "None") {

@@ -78,7 +78,9 @@ const supabaseUrl = Config.option(
       } catch {
         // fall through to the error below
       }
-      return Either.left(ConfigError.InvalidData([], "must be an http(s) URL such as https://abc.supabase.co"))
+      return Either.left(
+        ConfigError.InvalidData([], "must be an http(s) URL such as https://abc.supabase.co")
+      )
     })
   )
 )
@@ -105,7 +107,10 @@ const encryptionKey = Config.option(
 )
 
 const shutdownTimeoutMs = Config.integer("ASSAY_SHUTDOWN_TIMEOUT_MS").pipe(
-  Config.validate({ message: "must be an integer from 0 to 600000", validation: (n) => n >= 0 && n <= 600_000 }),
+  Config.validate({
+    message: "must be an integer from 0 to 600000",
+    validation: (n) => n >= 0 && n <= 600_000
+  }),
   Config.withDefault(10_000)
 )
 
@@ -144,7 +149,10 @@ const crossCheck = (config: AppConfigShape): Either.Either<AppConfigShape, Confi
     return Either.left(required("SUPABASE_ANON_KEY", "is required when ASSAY_AUTH_MODE=supabase"))
   if (Option.isNone(config.encryptionKey))
     return Either.left(
-      required("ASSAY_ENCRYPTION_KEY", "is required when ASSAY_AUTH_MODE=supabase (provider keys are encrypted)")
+      required(
+        "ASSAY_ENCRYPTION_KEY",
+        "is required when ASSAY_AUTH_MODE=supabase (provider keys are encrypted)"
+      )
     )
   if (Option.isNone(config.databaseUrl))
     return Either.left(required("DATABASE_URL", "is required when ASSAY_AUTH_MODE=supabase"))

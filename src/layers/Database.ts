@@ -32,13 +32,14 @@ export const pgLayer = (url: Parameters<typeof PgClient.layer>[0]["url"]) =>
   })
 
 /** The app's one SqlClient: real Postgres when DATABASE_URL is set, else PGlite in ASSAY_DATA_DIR. */
-export const clientLayer = (assets?: PgliteSqlClient.PgliteAssets): Layer.Layer<SqlClient.SqlClient, SqlError, AppConfig> =>
+export const clientLayer = (
+  assets?: PgliteSqlClient.PgliteAssets
+): Layer.Layer<SqlClient.SqlClient, SqlError, AppConfig> =>
   Layer.unwrapEffect(
     Effect.map(AppConfig, (config) =>
       Option.match(config.databaseUrl, {
         onSome: (url) => pgLayer(url),
-        onNone: () =>
-          PgliteSqlClient.layer({ dataDir: path.resolve(config.dataDir, "db"), assets })
+        onNone: () => PgliteSqlClient.layer({ dataDir: path.resolve(config.dataDir, "db"), assets })
       })
     )
   )

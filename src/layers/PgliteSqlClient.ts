@@ -5,6 +5,7 @@ import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
 import { Context, Effect, Layer, Stream } from "effect"
+import * as fs from "node:fs/promises"
 
 /** Files PGlite loads at start; a compiled binary passes its embedded copies (see src/main.ts). */
 export interface PgliteAssets {
@@ -39,17 +40,25 @@ const loadAssets = async (assets: PgliteAssets): Promise<Partial<PGliteOptions>>
 const open = (config: PgliteConfig) =>
   Effect.acquireRelease(
     Effect.tryPromise({
-      try: async () =>
-        PGlite.create({
+      try: async () => {
+        if (config.dataDir) await fs.mkdir(config.dataDir, { recursive: true })
+        return PGlite.create({
           ...(config.dataDir ? { dataDir: config.dataDir } : {}),
           ...(config.loadDataDir ? { loadDataDir: config.loadDataDir } : {}),
           ...(config.assets ? await loadAssets(config.assets) : {}),
           parsers
-        }),
+        })
+      },
       catch: (cause) =>
-        new SqlError({ cause, message: `Failed to open the embedded database in ${config.dataDir ?? "memory"}` })
+        new SqlError({
+          cause,
+          message: `Failed to open the embedded database in ${config.dataDir ?? "memory"}`
+        })
     }),
-    (db) => Effect.promise(() => db.close()).pipe(Effect.timeoutOption(5_000))
+    (db) =>
+      db.closed
+        ? Effect.void
+        : Effect.promise(() => db.close()).pipe(Effect.interruptible, Effect.timeoutOption(5_000))
   )
 
 const fail = (cause: unknown) => new SqlError({ cause, message: "Failed to execute statement" })

@@ -15,12 +15,13 @@ export interface TestDatabase {
 }
 
 /** A PGlite cloned from the migrated template the global setup made. */
-export const pgliteLayer: Layer.Layer<SqlClient.SqlClient | PgliteSqlClient.Pglite, SqlError> = Layer.unwrapEffect(
-  Effect.promise(async () => {
-    const template = new Blob([await Bun.file(inject("pgliteTemplate")).arrayBuffer()])
-    return PgliteSqlClient.layer({ loadDataDir: template })
-  })
-)
+export const pgliteLayer: Layer.Layer<SqlClient.SqlClient | PgliteSqlClient.Pglite, SqlError> =
+  Layer.unwrapEffect(
+    Effect.promise(async () => {
+      const template = new Blob([await Bun.file(inject("pgliteTemplate")).arrayBuffer()])
+      return PgliteSqlClient.layer({ loadDataDir: template })
+    })
+  )
 
 export const adminUrl = process.env.TEST_DATABASE_URL
 
@@ -31,7 +32,9 @@ const databaseUrl = (base: string, name: string) => {
 }
 
 /** A fresh, empty database on the TEST_DATABASE_URL server; dropped on release. */
-export const emptyPostgresLayer = (base: string): Layer.Layer<SqlClient.SqlClient | PgClient.PgClient, SqlError> =>
+export const emptyPostgresLayer = (
+  base: string
+): Layer.Layer<SqlClient.SqlClient | PgClient.PgClient, SqlError> =>
   Layer.unwrapScoped(
     Effect.gen(function* () {
       const name = `assay_test_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`

@@ -12,7 +12,10 @@ export interface SeededRun {
 }
 
 /** A complete run straight in SQL: prompt + version, dataset of `rows` rows, 2 models, cells, events, grades. */
-export const seedRun = (sql: SqlClient.SqlClient, options: { readonly rows?: number; readonly ownerId?: string } = {}) =>
+export const seedRun = (
+  sql: SqlClient.SqlClient,
+  options: { readonly rows?: number; readonly ownerId?: string } = {}
+) =>
   Effect.gen(function* () {
     const ownerId = options.ownerId ?? crypto.randomUUID()
     const rows = options.rows ?? 3
@@ -63,5 +66,11 @@ export const seedRun = (sql: SqlClient.SqlClient, options: { readonly rows?: num
           values (${cell!.id}, 'pass', ${ownerId})`
       }
     }
-    return { ownerId, promptId: prompt!.id, datasetId: dataset!.id, runId: run!.id, cellIds } satisfies SeededRun
+    return {
+      ownerId,
+      promptId: prompt!.id,
+      datasetId: dataset!.id,
+      runId: run!.id,
+      cellIds
+    } satisfies SeededRun
   })
