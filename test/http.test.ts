@@ -6,7 +6,7 @@ import * as Errors from "../src/domain/Errors.ts"
 import { Routes } from "../src/layers/Http.ts"
 import { Pglite } from "../src/layers/PgliteSqlClient.ts"
 import { BaseUrl, testServer } from "./support/TestServer.ts"
-import { pgliteLayer, postgresLayer, adminUrl } from "./support/TestDatabase.ts"
+import { adminUrl, onAdmin, pgliteLayer, postgresLayer } from "./support/TestDatabase.ts"
 
 const failing = {
   "bad-request": new Errors.BadRequest({
@@ -38,8 +38,8 @@ const expectedStatus: Record<keyof typeof failing, number> = {
 
 /** Routes that exist only in this test, to drive every failure through the real middleware. */
 const TestRoutes = Layer.mergeAll(
-  ...Object.entries(failing).map(([name, error]) =>
-    HttpLayerRouter.add("GET", `/test/${name}`, Effect.fail(error))
+  HttpLayerRouter.use((router) =>
+    Effect.forEach(Object.entries(failing), ([name, error]) => router.add("GET", `/test/${name}`, Effect.fail(error)))
   ),
   HttpLayerRouter.add("GET", "/test/defect", Effect.die(new Error("db password is hunter2 at /srv/secret"))),
   HttpLayerRouter.add("GET", "/test/untyped", Effect.fail(new Error("internal detail: stack frame"))),
@@ -177,8 +177,9 @@ describe("/healthz when the database goes away", () => {
     }
   )
 
-  if (adminUrl) {
-    layer(testServer(Routes).pipe(Layer.provideMerge(postgresLayer(adminUrl))), {
+  const admin = adminUrl
+  if (admin) {
+    layer(testServer(Routes).pipe(Layer.provideMerge(postgresLayer(admin))), {
       excludeTestServices: true
     })("postgres", (it) => {
       it.effect("answers 503 while connections are refused, and 200 again after", () =>
@@ -190,18 +191,15 @@ describe("/healthz when the database goes away", () => {
           ]
           expect((yield* Effect.promise(() => fetch(`${base}/healthz`))).status).toBe(200)
           // a second server connection does the blocking, since ours are about to be cut
-          const admin = new (yield* Effect.promise(() => import("pg"))).default.Client({
-            connectionString: adminUrl
-          })
-          yield* Effect.promise(() => admin.connect())
-          yield* Effect.promise(() => admin.query(`alter database ${name} allow_connections false`))
-          yield* Effect.promise(() =>
-            admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = $1`, [name])
+          yield* onAdmin(admin, (admin) =>
+            Effect.gen(function* () {
+              yield* admin.unsafe(`alter database ${name} allow_connections false`)
+              yield* admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name}`
+            })
           )
           const down = yield* Effect.promise(() => fetch(`${base}/healthz`))
           expect(down.status).toBe(503)
-          yield* Effect.promise(() => admin.query(`alter database ${name} allow_connections true`))
-          yield* Effect.promise(() => admin.end())
+          yield* onAdmin(admin, (admin) => admin.unsafe(`alter database ${name} allow_connections true`))
           const up = yield* Effect.promise(() => fetch(`${base}/healthz`))
           expect(up.status).toBe(200)
           expect(Option.some(yield* Effect.promise(() => up.json()))).toEqual(Option.some({ status: "ok" }))

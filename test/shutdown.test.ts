@@ -91,7 +91,12 @@ const startServer = (dataDir: string) => {
   // one reader for the whole life of the child, so its pipe never fills
   const reading = (async () => {
     const decoder = new TextDecoder()
-    for await (const chunk of child.stdout) output.push(decoder.decode(chunk))
+    const reader = child.stdout.getReader()
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) return
+      output.push(decoder.decode(value))
+    }
   })()
   const url = (async () => {
     for (;;) {

@@ -31,6 +31,13 @@ const databaseUrl = (base: string, name: string) => {
   return url.toString()
 }
 
+/** Runs `f` on a connection of its own to the TEST_DATABASE_URL server. */
+export const onAdmin = <A, E>(base: string, f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
+  Effect.flatMap(SqlClient.SqlClient, f).pipe(
+    Effect.provide(PgClient.layer({ url: Redacted.make(base), maxConnections: 1 })),
+    Effect.scoped
+  )
+
 /** A fresh, empty database on the TEST_DATABASE_URL server; dropped on release. */
 export const emptyPostgresLayer = (
   base: string
@@ -38,12 +45,8 @@ export const emptyPostgresLayer = (
   Layer.unwrapScoped(
     Effect.gen(function* () {
       const name = `assay_test_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`
-      const admin = PgClient.layer({ url: Redacted.make(base), maxConnections: 1 })
-      const onAdmin = <A, E>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
-        Effect.flatMap(SqlClient.SqlClient, f).pipe(Effect.provide(admin), Effect.scoped)
-      yield* Effect.acquireRelease(
-        onAdmin((sql) => sql.unsafe(`create database ${name}`)),
-        () => onAdmin((sql) => sql.unsafe(`drop database if exists ${name} with (force)`)).pipe(Effect.orDie)
+      yield* Effect.acquireRelease(onAdmin(base, (sql) => sql.unsafe(`create database ${name}`)), () =>
+        onAdmin(base, (sql) => sql.unsafe(`drop database if exists ${name} with (force)`)).pipe(Effect.orDie)
       )
       return Database.pgLayer(Redacted.make(databaseUrl(base, name)))
     })
