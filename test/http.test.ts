@@ -39,7 +39,9 @@ const expectedStatus: Record<keyof typeof failing, number> = {
 /** Routes that exist only in this test, to drive every failure through the real middleware. */
 const TestRoutes = Layer.mergeAll(
   HttpLayerRouter.use((router) =>
-    Effect.forEach(Object.entries(failing), ([name, error]) => router.add("GET", `/test/${name}`, Effect.fail(error)))
+    Effect.forEach(Object.entries(failing), ([name, error]) =>
+      router.add("GET", `/test/${name}`, Effect.fail(error))
+    )
   ),
   HttpLayerRouter.add("GET", "/test/defect", Effect.die(new Error("db password is hunter2 at /srv/secret"))),
   HttpLayerRouter.add("GET", "/test/untyped", Effect.fail(new Error("internal detail: stack frame"))),

@@ -45,8 +45,12 @@ export const emptyPostgresLayer = (
   Layer.unwrapScoped(
     Effect.gen(function* () {
       const name = `assay_test_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`
-      yield* Effect.acquireRelease(onAdmin(base, (sql) => sql.unsafe(`create database ${name}`)), () =>
-        onAdmin(base, (sql) => sql.unsafe(`drop database if exists ${name} with (force)`)).pipe(Effect.orDie)
+      yield* Effect.acquireRelease(
+        onAdmin(base, (sql) => sql.unsafe(`create database ${name}`)),
+        () =>
+          onAdmin(base, (sql) => sql.unsafe(`drop database if exists ${name} with (force)`)).pipe(
+            Effect.orDie
+          )
       )
       return Database.pgLayer(Redacted.make(databaseUrl(base, name)))
     })
