@@ -120,3 +120,25 @@ export type DomainError = typeof DomainError.Type
 export const internalError: ErrorEnvelope = {
   error: { code: "internal_error", message: "The server failed to handle this request." }
 }
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type ErrorClass<E extends ErrorBody> = Schema.Schema<E, any> & { new (props: ErrorBody): E }
+
+/**
+ * The REST form of a domain error: HttpApi encodes it as the envelope, with the status in the annotation, and
+ * the OpenAPI document shows the envelope.
+ */
+const envelopeFor = <E extends ErrorBody>(cls: ErrorClass<E>, status: number, identifier: string) =>
+  Schema.transform(ErrorEnvelope, Schema.typeSchema(cls), {
+    strict: true,
+    decode: ({ error }) => new cls(error),
+    encode: (error) => envelopeOf(error)
+  }).annotations({ ...HttpApiSchema.annotations({ status }), identifier })
+
+export const BadRequestResponse = envelopeFor(BadRequest, 400, "BadRequest")
+export const UnprocessableResponse = envelopeFor(Unprocessable, 422, "Unprocessable")
+export const UnauthorizedResponse = envelopeFor(Unauthorized, 401, "Unauthorized")
+export const ForbiddenResponse = envelopeFor(Forbidden, 403, "Forbidden")
+export const NotFoundResponse = envelopeFor(NotFound, 404, "NotFound")
+export const ConflictResponse = envelopeFor(Conflict, 409, "Conflict")
+export const PayloadTooLargeResponse = envelopeFor(PayloadTooLarge, 413, "PayloadTooLarge")

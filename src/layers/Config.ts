@@ -35,6 +35,11 @@ export interface AppConfigShape {
   readonly logFormat: LogFormat
   /** How long in-flight requests may run after SIGTERM/SIGINT before they are cut. */
   readonly shutdownTimeoutMs: number
+  /** Where uploaded files are kept: under `dataDir/files`, or in a Supabase Storage bucket. */
+  readonly storage: "local" | "supabase"
+  readonly storageBucket: string
+  readonly maxUploadBytes: number
+  readonly maxDatasetRows: number
 }
 
 export class AppConfig extends Context.Tag("assay/AppConfig")<AppConfig, AppConfigShape>() {}
@@ -114,6 +119,15 @@ const shutdownTimeoutMs = Config.integer("ASSAY_SHUTDOWN_TIMEOUT_MS").pipe(
   Config.withDefault(10_000)
 )
 
+const positive = (name: string, fallback: number, max: number) =>
+  Config.integer(name).pipe(
+    Config.validate({
+      message: `must be an integer from 1 to ${max}`,
+      validation: (n) => n >= 1 && n <= max
+    }),
+    Config.withDefault(fallback)
+  )
+
 const base = Config.all({
   host: Config.string("ASSAY_HOST").pipe(
     Config.validate({ message: "must not be empty", validation: (s) => s.trim() !== "" }),
@@ -135,13 +149,29 @@ const base = Config.all({
   anthropicApiKey: optionalSecret("ANTHROPIC_API_KEY"),
   logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
   logFormat: Config.literal("json", "pretty")("ASSAY_LOG_FORMAT").pipe(Config.withDefault("json" as const)),
-  shutdownTimeoutMs
+  shutdownTimeoutMs,
+  storage: Config.literal("local", "supabase")("ASSAY_STORAGE").pipe(Config.withDefault("local" as const)),
+  storageBucket: Config.string("SUPABASE_STORAGE_BUCKET").pipe(
+    Config.validate({
+      message: "must be a bucket name (lowercase letters, digits, dots, dashes)",
+      validation: (s) => /^[a-z0-9][a-z0-9.-]{1,62}$/.test(s)
+    }),
+    Config.withDefault("datasets")
+  ),
+  maxUploadBytes: positive("ASSAY_MAX_UPLOAD_BYTES", 50 * 1024 * 1024, 2 * 1024 * 1024 * 1024),
+  maxDatasetRows: positive("ASSAY_MAX_DATASET_ROWS", 100_000, 10_000_000)
 })
 
 const required = (name: string, why: string) => ConfigError.MissingData([name], why)
 
 /** Rules that tie variables together; each names the variable that is wrong. */
 const crossCheck = (config: AppConfigShape): Either.Either<AppConfigShape, ConfigError.ConfigError> => {
+  if (config.storage === "supabase") {
+    if (Option.isNone(config.supabaseUrl))
+      return Either.left(required("SUPABASE_URL", "is required when ASSAY_STORAGE=supabase"))
+    if (Option.isNone(config.supabaseServiceRoleKey))
+      return Either.left(required("SUPABASE_SERVICE_ROLE_KEY", "is required when ASSAY_STORAGE=supabase"))
+  }
   if (config.authMode !== "supabase") return Either.right(config)
   if (Option.isNone(config.supabaseUrl))
     return Either.left(required("SUPABASE_URL", "is required when ASSAY_AUTH_MODE=supabase"))
