@@ -21,6 +21,8 @@ export const pgFailure = (error: SqlError): Option.Option<PgFailure> => {
 
 export const UNIQUE_VIOLATION = "23505"
 export const FOREIGN_KEY_VIOLATION = "23503"
+/** PGlite (Postgres 18) reports a blocked `on delete restrict` with this code rather than 23503. */
+export const RESTRICT_VIOLATION = "23001"
 
 /**
  * Turns the SQL failures a caller expects (by SQLSTATE) into domain errors; every other SQL failure is a
