@@ -22,7 +22,7 @@ export const seedRun = (
     const [prompt] = yield* sql<{ id: string }>`
       insert into assay.prompt (owner_id, name, type, user_template)
       values (${ownerId}, 'Summarise', 'generator', 'Summarise {{text}}') returning id`
-    const body = { system: "", template: "Summarise {{text}}" }
+    const body = { systemText: "", userTemplate: "Summarise {{text}}", defaultParams: {} }
     const [version] = yield* sql<{ id: string }>`
       insert into assay.prompt_version (prompt_id, lineage, version_number, name, body, hash)
       values (${prompt!.id}, 1, 1, 'Summarise', ${JSON.stringify(body)}::jsonb, ${hash(JSON.stringify(body) + ownerId)})
