@@ -3,7 +3,7 @@ import { SqlClient } from "@effect/sql"
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Layer, Logger, LogLevel, Option } from "effect"
 import * as Errors from "../src/domain/Errors.ts"
-import { Routes } from "../src/layers/Http.ts"
+import { HealthRoute } from "../src/http/Health.ts"
 import { Pglite } from "../src/layers/PgliteSqlClient.ts"
 import { BaseUrl, testServer } from "./support/TestServer.ts"
 import { adminUrl, onAdmin, pgliteLayer, postgresLayer } from "./support/TestDatabase.ts"
@@ -63,7 +63,7 @@ const CaptureLogs = Logger.replace(
   })
 )
 
-const server = testServer(Layer.mergeAll(Routes, TestRoutes), { logLevel: LogLevel.Info }).pipe(
+const server = testServer(Layer.mergeAll(HealthRoute, TestRoutes), { logLevel: LogLevel.Info }).pipe(
   Layer.provide(CaptureLogs)
 )
 
@@ -159,7 +159,7 @@ layer(server.pipe(Layer.provide(pgliteLayer)), { excludeTestServices: true })(
 )
 
 describe("/healthz when the database goes away", () => {
-  layer(testServer(Routes).pipe(Layer.provideMerge(pgliteLayer)), { excludeTestServices: true })(
+  layer(testServer(HealthRoute).pipe(Layer.provideMerge(pgliteLayer)), { excludeTestServices: true })(
     "pglite",
     (it) => {
       it.effect("answers 503 once the database is closed", () =>
@@ -181,7 +181,7 @@ describe("/healthz when the database goes away", () => {
 
   const admin = adminUrl
   if (admin) {
-    layer(testServer(Routes).pipe(Layer.provideMerge(postgresLayer(admin))), {
+    layer(testServer(HealthRoute).pipe(Layer.provideMerge(postgresLayer(admin))), {
       excludeTestServices: true
     })("postgres", (it) => {
       it.effect("answers 503 while connections are refused, and 200 again after", () =>

@@ -26,12 +26,24 @@ const routeNotFound = HttpServerResponse.unsafeJson(
  * missing route with 404, anything else with a bare 500 whose cause is logged, never sent.
  */
 const responseFor = (cause: Cause.Cause<unknown>) => {
-  const failure = Cause.failureOption(cause)
-  if (Option.isSome(failure)) {
-    const error = failure.value
-    if (error instanceof HttpServerError.RouteNotFound) return Effect.succeed(routeNotFound)
-    if (HttpServerRespondable.isRespondable(error)) return HttpServerRespondable.toResponse(error)
+  // HttpApi re-raises what it cannot encode as a defect, so look at the squashed cause, not only failures
+  const error = Option.getOrElse(Cause.failureOption(cause), () => Cause.squash(cause))
+  if (error instanceof HttpServerError.RouteNotFound) return Effect.succeed(routeNotFound)
+  if (error instanceof HttpServerError.RequestError) {
+    return Effect.succeed(
+      HttpServerResponse.unsafeJson(
+        envelopeOf({
+          code: "invalid_request",
+          message:
+            error.reason === "Decode"
+              ? "The request body could not be decoded (malformed JSON or form data)."
+              : "The request body could not be read."
+        }),
+        { status: 400 }
+      )
+    )
   }
+  if (HttpServerRespondable.isRespondable(error)) return HttpServerRespondable.toResponse(error)
   if (Cause.isInterruptedOnly(cause)) {
     // the client went away; nobody reads this response
     return Effect.succeed(HttpServerResponse.empty({ status: 499 }))
@@ -39,6 +51,32 @@ const responseFor = (cause: Cause.Cause<unknown>) => {
   return Effect.logError("request failed", cause).pipe(
     Effect.as(HttpServerResponse.unsafeJson(internalError, { status: 500 }))
   )
+}
+
+/**
+ * HttpApi answers a request it cannot decode with its own error shape; this puts it in the envelope, so every
+ * 4xx looks the same. Only 400 JSON bodies are read.
+ */
+const envelopeDecodeError = (response: HttpServerResponse.HttpServerResponse) => {
+  if (response.status !== 400 || response.body._tag !== "Uint8Array") return response
+  try {
+    const body = JSON.parse(new TextDecoder().decode(response.body.body)) as {
+      _tag?: unknown
+      message?: unknown
+      issues?: unknown
+    }
+    if (body._tag !== "HttpApiDecodeError") return response
+    return HttpServerResponse.unsafeJson(
+      envelopeOf({
+        code: "invalid_request",
+        message: typeof body.message === "string" ? body.message : "The request is not valid.",
+        details: { issues: body.issues }
+      }),
+      { status: 400 }
+    )
+  } catch {
+    return response
+  }
 }
 
 /**
@@ -52,6 +90,7 @@ export const RequestMiddleware = HttpLayerRouter.middleware(
       const start = Date.now()
       return httpEffect.pipe(
         Effect.catchAllCause(responseFor),
+        Effect.map(envelopeDecodeError),
         Effect.tap((response) =>
           Effect.logInfo("http request").pipe(
             Effect.annotateLogs({

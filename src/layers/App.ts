@@ -4,14 +4,16 @@ import * as Config from "./Config.ts"
 import * as Database from "./Database.ts"
 import * as Http from "./Http.ts"
 import * as Logging from "./Logging.ts"
+import * as Services from "./Services.ts"
 
 /**
  * The whole server: configuration, logging, the migrated database and the HTTP server. Built once: stateful
  * services must not be built twice.
  */
 export const ServerApp = (assets?: PgliteAssets) =>
-  Http.serve(Http.Routes).pipe(
+  Layer.mergeAll(Http.serve(Http.Routes), Services.SeedLocalDefaults).pipe(
     Layer.provide(Http.ServerLayer),
+    Layer.provide(Services.ServicesLive),
     Layer.provide(Database.layer(assets)),
     Layer.provide(Logging.layer),
     Layer.provide(Config.layer)
