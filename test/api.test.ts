@@ -277,7 +277,8 @@ for (const db of testDatabases) {
             promptId: prompt.id,
             datasetId: null,
             modelIds: [models[0]!.id],
-            graderPromptId: null
+            graderPromptId: null,
+            graderModelId: null
           })
         )
         expect(Either.isLeft(failed) && failed.left._tag === "Unprocessable" && failed.left.code).toBe(

@@ -150,7 +150,7 @@ describe("the assay process", () => {
           )
           await reopened.close()
           expect(prompts.rows.map((r) => r.name)).toEqual(["kept"])
-          expect(migrations.rows[0]!.n).toBe(1)
+          expect(migrations.rows[0]!.n).toBe(2)
         } finally {
           await fs.rm(dataDir, { recursive: true, force: true })
         }

@@ -25,6 +25,8 @@ export const RunCreate = Schema.Struct({
   datasetId: Schema.optionalWith(Schema.NullOr(DatasetId), { default: () => null }),
   modelIds: Schema.Array(ModelConfigId),
   graderPromptId: Schema.optionalWith(Schema.NullOr(PromptId), { default: () => null }),
+  /** The model that grades; absent: each cell is graded by the model that produced it. */
+  graderModelId: Schema.optionalWith(Schema.NullOr(ModelConfigId), { default: () => null }),
   activeMetric: Schema.optional(ActiveMetric)
 }).annotations({ identifier: "RunCreate", parseOptions: { onExcessProperty: "error" } })
 export type RunCreate = typeof RunCreate.Type
@@ -56,6 +58,7 @@ export class Run extends Schema.Class<Run>("Run")({
   promptVersionId: PromptVersionId,
   datasetId: Schema.NullOr(DatasetId),
   graderPromptVersionId: Schema.NullOr(PromptVersionId),
+  graderModelConfigId: Schema.NullOr(ModelConfigId),
   status: RunStatus,
   activeMetric: ActiveMetric,
   error: Schema.NullOr(Schema.String),

@@ -36,6 +36,7 @@ interface RunRow {
   readonly prompt_version_id: string
   readonly dataset_id: string | null
   readonly grader_prompt_version_id: string | null
+  readonly grader_model_config_id: string | null
   readonly status: RunStatus
   readonly active_metric: ActiveMetric
   readonly error: string | null
@@ -123,6 +124,7 @@ export class Runs extends Effect.Service<Runs>()("assay/Runs", {
         promptVersionId: row.prompt_version_id as PromptVersionId,
         datasetId: row.dataset_id as DatasetId | null,
         graderPromptVersionId: row.grader_prompt_version_id as PromptVersionId | null,
+        graderModelConfigId: row.grader_model_config_id as ModelConfigId | null,
         status: row.status,
         activeMetric: row.active_metric,
         error: row.error,
@@ -154,7 +156,8 @@ export class Runs extends Effect.Service<Runs>()("assay/Runs", {
         )
       })
 
-    const runColumns = sql`id, prompt_id, prompt_version_id, dataset_id, grader_prompt_version_id, status,
+    const runColumns = sql`id, prompt_id, prompt_version_id, dataset_id, grader_prompt_version_id,
+      grader_model_config_id, status,
       active_metric, error, created_at, started_at, completed_at`
 
     const get = Effect.fn("Runs.get")(function* (owner: UserId, id: RunId) {
@@ -243,6 +246,13 @@ export class Runs extends Effect.Service<Runs>()("assay/Runs", {
         })
       }
 
+      if (input.graderModelId !== null && input.graderPromptId === null) {
+        return yield* new Unprocessable({
+          code: "grader_model_without_grader",
+          message: "A grader model needs a grader prompt."
+        })
+      }
+      const graderModel = input.graderModelId === null ? null : yield* models.get(owner, input.graderModelId)
       if (input.graderPromptId !== null) {
         const grader = yield* prompts.get(owner, input.graderPromptId)
         if (grader.type !== "grader") {
@@ -270,9 +280,11 @@ export class Runs extends Effect.Service<Runs>()("assay/Runs", {
               input.graderPromptId === null ? null : yield* prompts.freeze(owner, input.graderPromptId)
             const [run] = yield* sql<{ id: string }>`
               insert into assay.run (owner_id, prompt_id, prompt_version_id, dataset_id, grader_prompt_version_id,
-                                     active_metric)
+                                     grader_model_config_id, grader_model_snapshot, active_metric)
               values (${owner}, ${input.promptId}, ${version.id}, ${input.datasetId},
-                      ${graderVersion?.id ?? null}, ${input.activeMetric ?? (graderVersion ? "combined_pass_rate" : "latency")})
+                      ${graderVersion?.id ?? null}, ${graderModel?.id ?? null},
+                      ${graderModel ? JSON.stringify(snapshotOf(graderModel)) : null}::jsonb,
+                      ${input.activeMetric ?? (graderVersion ? "combined_pass_rate" : "latency")})
               returning id`
             const id = run!.id
             // the version remembers the first run that used it

@@ -1,0 +1,375 @@
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import { orDieSql } from "../services/SqlFailure.ts"
+
+/** A cell this worker now holds a lease on. */
+export interface ClaimedCell {
+  readonly id: string
+  readonly runId: string
+  readonly runModelId: string
+  readonly rowIndex: number
+  readonly attempt: number
+  readonly maxAttempts: number
+  readonly rowValues: Record<string, unknown> | null
+}
+
+/** An event as written: published to live subscribers once its transaction has committed. */
+export interface WrittenEvent {
+  readonly id: string
+  readonly runId: string
+  readonly cellId: string
+  readonly type: string
+  readonly payload: unknown
+  readonly createdAt: Date
+}
+
+export interface CellUpdate {
+  readonly id: string
+  readonly status: "succeeded" | "failed" | "queued"
+  /** For `queued` (a retry): when the next attempt may start. */
+  readonly retryInMs?: number | undefined
+  readonly renderedPrompt?: unknown
+  readonly outputRaw?: string | null | undefined
+  readonly outputParsed?: unknown
+  readonly tokensIn?: number | null | undefined
+  readonly tokensOut?: number | null | undefined
+  readonly costUsd?: number | null | undefined
+  readonly latencyMs?: number | null | undefined
+  readonly grade?: "pass" | "fail" | null | undefined
+  readonly gradeScore?: number | null | undefined
+  readonly gradeReason?: string | null | undefined
+  readonly graderOutputRaw?: string | null | undefined
+  readonly gradeError?: string | null | undefined
+  readonly graderTokensIn?: number | null | undefined
+  readonly graderTokensOut?: number | null | undefined
+  readonly errorCode?: string | null | undefined
+  readonly errorMessage?: string | null | undefined
+  /** The events this update adds, in order. */
+  readonly events: ReadonlyArray<{ readonly type: string; readonly payload: unknown }>
+}
+
+export interface Quota {
+  readonly runModelId: string
+  readonly limit: number
+}
+
+interface EventRow {
+  readonly id: string
+  readonly run_id: string
+  readonly run_cell_id: string
+  readonly event_type: string
+  readonly payload: unknown
+  readonly created_at: Date
+}
+
+const toEvent = (row: EventRow): WrittenEvent => ({
+  id: String(row.id),
+  runId: row.run_id,
+  cellId: row.run_cell_id,
+  type: row.event_type,
+  payload: row.payload,
+  createdAt: row.created_at
+})
+
+const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value))
+
+/**
+ * The durable job queue: cells are the jobs. Claims take batches with `FOR UPDATE SKIP LOCKED` and a lease
+ * (owner + expiry); results are fenced on the lease, so a cell that was swept and re-claimed elsewhere is never
+ * overwritten by its first worker; every status change writes its events in the same statement.
+ */
+export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
+  effect: Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+
+    /** Claims up to `limit` runnable cells per run model, oldest first within each. */
+    const claim = Effect.fn("JobQueue.claim")(function* (
+      worker: string,
+      quotas: ReadonlyArray<Quota>,
+      leaseMs: number
+    ) {
+      const wanted = quotas.filter((q) => q.limit > 0)
+      if (wanted.length === 0) return { cells: [] as Array<ClaimedCell>, events: [] as Array<WrittenEvent> }
+      const quotaRows = sql.join(
+        ", ",
+        false
+      )(wanted.map((q) => sql`(${q.runModelId}::uuid, ${q.limit}::int)`))
+      return yield* sql
+        .withTransaction(
+          Effect.gen(function* () {
+            const rows = yield* sql<{
+              id: string
+              run_id: string
+              run_model_id: string
+              row_index: number
+              attempt: number
+              max_attempts: number
+              row_values: Record<string, unknown> | null
+              event_id: string
+              event_at: Date
+            }>`
+              with quota (run_model_id, n) as (values ${quotaRows}),
+              picked as (
+                select c.id from quota q cross join lateral (
+                  select id from assay.run_cell
+                  where run_model_id = q.run_model_id and status = 'queued' and next_attempt_at <= now()
+                  order by next_attempt_at, row_index
+                  limit q.n
+                  for update skip locked
+                ) c
+              ),
+              claimed as (
+                update assay.run_cell rc
+                set status = 'running', lease_owner = ${worker},
+                    lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
+                    attempt = rc.attempt + 1, started_at = coalesce(rc.started_at, now())
+                from picked where rc.id = picked.id
+                returning rc.id, rc.run_id, rc.run_model_id, rc.dataset_row_id, rc.row_index, rc.attempt, rc.max_attempts
+              ),
+              started as (
+                insert into assay.run_cell_event (run_id, run_cell_id, event_type, payload)
+                select run_id, id, 'started', jsonb_build_object('attempt', attempt) from claimed
+                returning id, run_cell_id, created_at
+              )
+              select c.id, c.run_id, c.run_model_id, c.row_index, c.attempt, c.max_attempts,
+                     dr.values as row_values, s.id as event_id, s.created_at as event_at
+              from claimed c
+              join started s on s.run_cell_id = c.id
+              left join assay.dataset_row dr on dr.id = c.dataset_row_id
+              order by s.id`
+            if (rows.length > 0) {
+              const runIds = [...new Set(rows.map((r) => r.run_id))]
+              yield* sql`update assay.run set status = 'running', started_at = coalesce(started_at, now())
+                         where ${sql.in("id", runIds)} and status = 'queued'`
+            }
+            return {
+              cells: rows.map((r): ClaimedCell => ({
+                id: r.id,
+                runId: r.run_id,
+                runModelId: r.run_model_id,
+                rowIndex: r.row_index,
+                attempt: r.attempt,
+                maxAttempts: r.max_attempts,
+                rowValues: r.row_values
+              })),
+              events: rows.map((r): WrittenEvent => ({
+                id: String(r.event_id),
+                runId: r.run_id,
+                cellId: r.id,
+                type: "started",
+                payload: { attempt: r.attempt },
+                createdAt: r.event_at
+              }))
+            }
+          })
+        )
+        .pipe(orDieSql)
+    })
+
+    /** Extends the leases this worker still holds; returns the ids it still holds (others were lost). */
+    const heartbeat = Effect.fn("JobQueue.heartbeat")(function* (
+      worker: string,
+      cellIds: ReadonlyArray<string>,
+      leaseMs: number
+    ) {
+      if (cellIds.length === 0) return new Set<string>()
+      const rows = yield* sql<{ id: string }>`
+        update assay.run_cell set lease_expires_at = now() + ${leaseMs} * interval '1 millisecond'
+        where ${sql.in("id", cellIds)} and lease_owner = ${worker} and status = 'running'
+        returning id`.pipe(orDieSql)
+      return new Set(rows.map((r) => r.id))
+    })
+
+    /**
+     * Writes results, status changes and their events in one transaction, only for cells this worker still
+     * leases. Returns the events written and the runs that finished.
+     */
+    const complete = Effect.fn("JobQueue.complete")(function* (
+      worker: string,
+      updates: ReadonlyArray<CellUpdate>
+    ) {
+      if (updates.length === 0)
+        return { events: [] as Array<WrittenEvent>, finishedRuns: [] as Array<string> }
+      const input = updates.map((u) => ({
+        id: u.id,
+        status: u.status,
+        retry_ms: u.retryInMs ?? null,
+        rendered_prompt: u.renderedPrompt ?? null,
+        output_raw: u.outputRaw ?? null,
+        output_parsed: u.outputParsed ?? null,
+        tokens_in: u.tokensIn ?? null,
+        tokens_out: u.tokensOut ?? null,
+        cost_usd: u.costUsd ?? null,
+        latency_ms: u.latencyMs ?? null,
+        grade: u.grade ?? null,
+        grade_score: u.gradeScore ?? null,
+        grade_reason: u.gradeReason ?? null,
+        grader_output_raw: u.graderOutputRaw ?? null,
+        grade_error: u.gradeError ?? null,
+        grader_tokens_in: u.graderTokensIn ?? null,
+        grader_tokens_out: u.graderTokensOut ?? null,
+        error_code: u.errorCode ?? null,
+        error_message: u.errorMessage ?? null
+      }))
+      const events = updates.flatMap((u) =>
+        u.events.map((e, order) => ({ cell_id: u.id, ord: order, type: e.type, payload: e.payload ?? {} }))
+      )
+      return yield* sql
+        .withTransaction(
+          Effect.gen(function* () {
+            const written = yield* sql<EventRow>`
+              with input as (
+                select * from jsonb_to_recordset(${json(input)}::jsonb) as x(
+                  id uuid, status text, retry_ms integer, rendered_prompt jsonb, output_raw text, output_parsed jsonb,
+                  tokens_in integer, tokens_out integer, cost_usd numeric, latency_ms integer, grade text,
+                  grade_score double precision, grade_reason text, grader_output_raw text, grade_error text,
+                  grader_tokens_in integer, grader_tokens_out integer, error_code text, error_message text)
+              ),
+              updated as (
+                update assay.run_cell c set
+                  status = i.status,
+                  lease_owner = null, lease_expires_at = null,
+                  next_attempt_at = case when i.status = 'queued'
+                    then now() + coalesce(i.retry_ms, 0) * interval '1 millisecond' else c.next_attempt_at end,
+                  rendered_prompt = coalesce(i.rendered_prompt, c.rendered_prompt),
+                  output_raw = i.output_raw, output_parsed = i.output_parsed,
+                  tokens_in = i.tokens_in, tokens_out = i.tokens_out, cost_usd = i.cost_usd, latency_ms = i.latency_ms,
+                  grade = i.grade, grade_score = i.grade_score, grade_reason = i.grade_reason,
+                  grader_output_raw = i.grader_output_raw, grade_error = i.grade_error,
+                  grader_tokens_in = i.grader_tokens_in, grader_tokens_out = i.grader_tokens_out,
+                  error_code = i.error_code, error_message = i.error_message,
+                  finished_at = case when i.status in ('succeeded', 'failed') then now() else null end
+                from input i
+                where c.id = i.id and c.lease_owner = ${worker} and c.status = 'running'
+                returning c.id, c.run_id
+              ),
+              ev as (
+                select * from jsonb_to_recordset(${json(events)}::jsonb) as e(cell_id uuid, ord integer, type text, payload jsonb)
+              )
+              insert into assay.run_cell_event (run_id, run_cell_id, event_type, payload)
+              select u.run_id, u.id, ev.type, ev.payload
+              from updated u join ev on ev.cell_id = u.id
+              order by u.id, ev.ord
+              returning id, run_id, run_cell_id, event_type, payload, created_at`
+            const runIds = [...new Set(written.map((e) => e.run_id))]
+            const finished = yield* finishRuns(runIds)
+            return { events: written.map(toEvent).sort(byId), finishedRuns: finished }
+          })
+        )
+        .pipe(orDieSql)
+    })
+
+    /** Marks runs with no queued or running cell left as completed (or failed, when nothing succeeded). */
+    const finishRuns = (runIds: ReadonlyArray<string>) =>
+      runIds.length === 0
+        ? Effect.succeed([] as Array<string>)
+        : Effect.map(
+            sql<{ id: string }>`
+              update assay.run r set
+                status = case when exists (select 1 from assay.run_cell c where c.run_id = r.id and c.status = 'succeeded')
+                              or not exists (select 1 from assay.run_cell c where c.run_id = r.id and c.status = 'failed')
+                         then 'completed' else 'failed' end,
+                completed_at = now()
+              where ${sql.in("r.id", runIds)} and r.status in ('queued', 'running')
+                and not exists (select 1 from assay.run_cell c where c.run_id = r.id and c.status in ('queued', 'running'))
+              returning r.id`,
+            (rows) => rows.map((r) => r.id)
+          )
+
+    /** Returns expired leases to the queue (or fails cells out of attempts). */
+    const sweep = Effect.fn("JobQueue.sweep")(function* () {
+      return yield* sql
+        .withTransaction(
+          Effect.gen(function* () {
+            const written = yield* sql<EventRow>`
+              with expired as (
+                update assay.run_cell set
+                  status = case when attempt >= max_attempts then 'failed' else 'queued' end,
+                  lease_owner = null, lease_expires_at = null, next_attempt_at = now(),
+                  error_code = case when attempt >= max_attempts then 'lease_expired' else error_code end,
+                  error_message = case when attempt >= max_attempts
+                    then 'The worker running this cell stopped answering too many times.' else error_message end,
+                  finished_at = case when attempt >= max_attempts then now() else null end
+                where status = 'running' and lease_expires_at < now()
+                returning id, run_id, status, attempt
+              )
+              insert into assay.run_cell_event (run_id, run_cell_id, event_type, payload)
+              select run_id, id, case when status = 'failed' then 'failed' else 'retrying' end,
+                     jsonb_build_object('reason', 'lease_expired', 'attempt', attempt)
+              from expired
+              returning id, run_id, run_cell_id, event_type, payload, created_at`
+            const finished = yield* finishRuns([...new Set(written.map((e) => e.run_id))])
+            return { events: written.map(toEvent).sort(byId), finishedRuns: finished }
+          })
+        )
+        .pipe(orDieSql)
+    })
+
+    /** Cancels every queued or running cell of a run (in-flight calls notice on their next heartbeat). */
+    const cancelRun = Effect.fn("JobQueue.cancelRun")(function* (runId: string) {
+      return yield* sql
+        .withTransaction(
+          Effect.gen(function* () {
+            const written = yield* sql<EventRow>`
+              with canceled as (
+                update assay.run_cell set status = 'canceled', lease_owner = null, lease_expires_at = null,
+                  finished_at = now()
+                where run_id = ${runId} and status in ('queued', 'running')
+                returning id, run_id
+              )
+              insert into assay.run_cell_event (run_id, run_cell_id, event_type, payload)
+              select run_id, id, 'canceled', '{}'::jsonb from canceled
+              returning id, run_id, run_cell_id, event_type, payload, created_at`
+            yield* sql`update assay.run set status = 'canceled', completed_at = now()
+                       where id = ${runId} and status in ('queued', 'running')`
+            return written.map(toEvent).sort(byId)
+          })
+        )
+        .pipe(orDieSql)
+    })
+
+    /**
+     * Puts cells back in the queue as new attempts (their history stays in the events): the given cells, or
+     * every failed cell of the run. A running cell loses its lease, so its worker's result is dropped.
+     */
+    const requeue = Effect.fn("JobQueue.requeue")(function* (
+      runId: string,
+      which: { readonly cellIds: ReadonlyArray<string> } | { readonly failed: true }
+    ) {
+      return yield* sql
+        .withTransaction(
+          Effect.gen(function* () {
+            const filter = "failed" in which ? sql`status = 'failed'` : sql`${sql.in("id", which.cellIds)}`
+            const written = yield* sql<EventRow>`
+              with requeued as (
+                update assay.run_cell set status = 'queued', stage = 'generate', attempt = 0,
+                  next_attempt_at = now(), lease_owner = null, lease_expires_at = null,
+                  output_raw = null, output_parsed = null, grade = null, grade_score = null, grade_reason = null,
+                  grader_output_raw = null, grade_error = null, manual_grade = null,
+                  tokens_in = null, tokens_out = null, grader_tokens_in = null, grader_tokens_out = null,
+                  cost_usd = null, latency_ms = null, error_code = null, error_message = null,
+                  started_at = null, finished_at = null
+                where run_id = ${runId} and ${filter}
+                returning id, run_id
+              )
+              insert into assay.run_cell_event (run_id, run_cell_id, event_type, payload)
+              select run_id, id, 'queued', '{"rerun": true}'::jsonb from requeued
+              returning id, run_id, run_cell_id, event_type, payload, created_at`
+            if (written.length > 0) {
+              yield* sql`update assay.run set status = 'running', completed_at = null where id = ${runId}`
+            }
+            return written.map(toEvent).sort(byId)
+          })
+        )
+        .pipe(orDieSql)
+    })
+
+    return { claim, heartbeat, complete, sweep, cancelRun, requeue } as const
+  })
+}) {}
+
+const byId = (a: WrittenEvent, b: WrittenEvent) => {
+  const x = BigInt(a.id)
+  const y = BigInt(b.id)
+  return x < y ? -1 : x > y ? 1 : 0
+}

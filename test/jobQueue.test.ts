@@ -1,0 +1,186 @@
+import { SqlClient } from "@effect/sql"
+import { expect, layer } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { JobQueue } from "../src/execution/JobQueue.ts"
+import { seedRun } from "./support/fixtures.ts"
+import { testDatabases } from "./support/TestDatabase.ts"
+
+const runModels = (sql: SqlClient.SqlClient, runId: string) =>
+  Effect.map(
+    sql<{ id: string }>`select id from assay.run_model where run_id = ${runId} order by display_order`,
+    (rows) => rows.map((r) => r.id)
+  )
+
+const statuses = (sql: SqlClient.SqlClient, runId: string) =>
+  Effect.map(
+    sql<{ status: string; n: number }>`select status, count(*)::int as n from assay.run_cell
+      where run_id = ${runId} group by status order by status`,
+    (rows) => Object.fromEntries(rows.map((r) => [r.status, r.n]))
+  )
+
+for (const db of testDatabases) {
+  layer(JobQueue.Default.pipe(Layer.provideMerge(db.layer)), { excludeTestServices: true, timeout: 60_000 })(
+    `job queue on ${db.kind}`,
+    (it) => {
+      it.effect("claims per run model in row order with a lease and a started event; runs turn running", () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const queue = yield* JobQueue
+          const seeded = yield* seedRun(sql, { rows: 5 })
+          const [a, b] = yield* runModels(sql, seeded.runId)
+          const { cells, events } = yield* queue.claim(
+            "w1",
+            [
+              { runModelId: a!, limit: 2 },
+              { runModelId: b!, limit: 1 }
+            ],
+            30_000
+          )
+          expect(cells.map((c) => [c.runModelId === a ? "a" : "b", c.rowIndex]).sort()).toEqual([
+            ["a", 0],
+            ["a", 1],
+            ["b", 0]
+          ])
+          expect(cells.every((c) => c.attempt === 1 && c.rowValues !== null)).toBe(true)
+          expect(events.map((e) => e.type)).toEqual(["started", "started", "started"])
+          expect(yield* statuses(sql, seeded.runId)).toEqual({ queued: 7, running: 3 })
+          const [run] = yield* sql<{
+            status: string
+          }>`select status from assay.run where id = ${seeded.runId}`
+          expect(run!.status).toBe("running")
+        })
+      )
+
+      it.effect("two workers claiming at once never get the same cell", () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const queue = yield* JobQueue
+          const seeded = yield* seedRun(sql, { rows: 20 })
+          const ids = yield* runModels(sql, seeded.runId)
+          const quotas = ids.map((id) => ({ runModelId: id, limit: 7 }))
+          const results = yield* Effect.all(
+            [1, 2, 3, 4].map((w) => queue.claim(`w${w}`, quotas, 30_000)),
+            { concurrency: "unbounded" }
+          )
+          const claimed = results.flatMap((r) => r.cells.map((c) => c.id))
+          expect(new Set(claimed).size).toBe(claimed.length)
+          expect(claimed.length).toBe(40)
+        })
+      )
+
+      it.effect("results are fenced on the lease and write their events; finished runs complete", () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const queue = yield* JobQueue
+          const seeded = yield* seedRun(sql, { rows: 1 })
+          const ids = yield* runModels(sql, seeded.runId)
+          const { cells } = yield* queue.claim(
+            "w1",
+            ids.map((id) => ({ runModelId: id, limit: 5 })),
+            30_000
+          )
+          expect(cells).toHaveLength(2)
+          const [first, second] = cells
+          // a stranger's result is dropped
+          const stranger = yield* queue.complete("w2", [
+            {
+              id: first!.id,
+              status: "succeeded",
+              outputRaw: "nope",
+              events: [{ type: "succeeded", payload: {} }]
+            }
+          ])
+          expect(stranger.events).toEqual([])
+          const done = yield* queue.complete("w1", [
+            {
+              id: first!.id,
+              status: "succeeded",
+              outputRaw: "hello",
+              costUsd: 0.000123,
+              latencyMs: 12,
+              tokensIn: 3,
+              tokensOut: 4,
+              events: [{ type: "succeeded", payload: { tokensOut: 4 } }]
+            },
+            {
+              id: second!.id,
+              status: "failed",
+              errorCode: "bad_request",
+              errorMessage: "no",
+              events: [{ type: "failed", payload: { code: "bad_request" } }]
+            }
+          ])
+          expect(done.events.map((e) => e.type).sort()).toEqual(["failed", "succeeded"])
+          expect(done.finishedRuns).toEqual([seeded.runId])
+          const [cell] = yield* sql<{ output_raw: string; cost_usd: string; lease_owner: string | null }>`
+            select output_raw, cost_usd, lease_owner from assay.run_cell where id = ${first!.id}`
+          expect(cell).toEqual({ output_raw: "hello", cost_usd: "0.0001230000", lease_owner: null })
+          const [run] = yield* sql<{
+            status: string
+          }>`select status from assay.run where id = ${seeded.runId}`
+          expect(run!.status).toBe("completed")
+        })
+      )
+
+      it.effect("a retry goes back to the queue until its time; the sweeper returns expired leases", () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const queue = yield* JobQueue
+          const seeded = yield* seedRun(sql, { rows: 1 })
+          const [a, b] = yield* runModels(sql, seeded.runId)
+          const first = yield* queue.claim("w1", [{ runModelId: a!, limit: 1 }], 30_000)
+          yield* queue.complete("w1", [
+            {
+              id: first.cells[0]!.id,
+              status: "queued",
+              retryInMs: 60_000,
+              errorCode: "rate_limited",
+              events: [{ type: "retrying", payload: {} }]
+            }
+          ])
+          const again = yield* queue.claim("w1", [{ runModelId: a!, limit: 1 }], 30_000)
+          expect(again.cells).toEqual([])
+
+          const lost = yield* queue.claim("w9", [{ runModelId: b!, limit: 1 }], 1)
+          expect(lost.cells).toHaveLength(1)
+          yield* Effect.sleep("20 millis")
+          const swept = yield* queue.sweep()
+          expect(swept.events.filter((e) => e.cellId === lost.cells[0]!.id).map((e) => e.type)).toEqual([
+            "retrying"
+          ])
+          const held = yield* queue.heartbeat("w9", [lost.cells[0]!.id], 30_000)
+          expect(held.size).toBe(0)
+          const reclaimed = yield* queue.claim("w2", [{ runModelId: b!, limit: 1 }], 30_000)
+          expect(reclaimed.cells.map((c) => [c.id, c.attempt])).toEqual([[lost.cells[0]!.id, 2]])
+        })
+      )
+
+      it.effect("cancel stops queued and running cells; requeue makes new attempts of failed ones", () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const queue = yield* JobQueue
+          const seeded = yield* seedRun(sql, { rows: 3 })
+          const [a] = yield* runModels(sql, seeded.runId)
+          const { cells } = yield* queue.claim("w1", [{ runModelId: a!, limit: 1 }], 30_000)
+          yield* queue.complete("w1", [
+            {
+              id: cells[0]!.id,
+              status: "failed",
+              errorCode: "auth",
+              events: [{ type: "failed", payload: {} }]
+            }
+          ])
+          const requeued = yield* queue.requeue(seeded.runId, { failed: true })
+          expect(requeued.map((e) => [e.cellId, e.type])).toEqual([[cells[0]!.id, "queued"]])
+          const canceled = yield* queue.cancelRun(seeded.runId)
+          expect(canceled).toHaveLength(6)
+          expect(yield* statuses(sql, seeded.runId)).toEqual({ canceled: 6 })
+          const [run] = yield* sql<{
+            status: string
+          }>`select status from assay.run where id = ${seeded.runId}`
+          expect(run!.status).toBe("canceled")
+        })
+      )
+    }
+  )
+}
