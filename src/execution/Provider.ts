@@ -11,6 +11,8 @@ export interface CompletionRequest {
   readonly system: string
   readonly user: string
   readonly params: ModelParams
+  /** Which attempt of the cell this is, from 1 (the mock varies its failures by it). */
+  readonly attempt?: number | undefined
   /** Per-attempt timeout; the engine aborts the call (fiber interruption) past it. */
   readonly timeout: Duration.DurationInput
 }
