@@ -24,7 +24,17 @@ const ROUTES = [
   "/api/v1/api-keys",
   "/api/v1/api-keys/{provider}",
   "/api/v1/runs",
-  "/api/v1/runs/{id}"
+  "/api/v1/runs/{id}",
+  "/api/v1/runs/{id}/cancel",
+  "/api/v1/runs/{id}/rerun-failed",
+  "/api/v1/runs/{id}/cells/{cellId}/rerun",
+  "/api/v1/runs/{id}/cells",
+  "/api/v1/runs/{id}/cells/{cellId}",
+  "/api/v1/runs/{id}/events",
+  "/api/v1/runs/{id}/cells/{cellId}/grade",
+  "/api/v1/runs/{id}/cells/{cellId}/grades",
+  "/api/v1/runs/{id}/metrics",
+  "/api/v1/runs/{id}/active-metric"
 ]
 
 for (const db of testDatabases) {
@@ -81,8 +91,25 @@ for (const db of testDatabases) {
           ["Mock two", 3]
         ])
 
-        const fetched = yield* promise(() => http.get(`/api/v1/runs/${run.body.id}`))
-        expect(fetched.body).toEqual(run.body)
+        // the engine runs the cells with the mock: wait for the run to complete
+        let fetched = yield* promise(() => http.get(`/api/v1/runs/${run.body.id}`))
+        for (let i = 0; i < 100 && fetched.body.status !== "completed"; i++) {
+          yield* Effect.sleep("50 millis")
+          fetched = yield* promise(() => http.get(`/api/v1/runs/${run.body.id}`))
+        }
+        expect(fetched.body.status).toBe("completed")
+        expect(fetched.body.counts).toEqual({
+          total: 6,
+          queued: 0,
+          running: 0,
+          succeeded: 6,
+          failed: 0,
+          canceled: 0
+        })
+        const cells = yield* promise(() => http.get(`/api/v1/runs/${run.body.id}/cells`))
+        const outputs = cells.body.items.map((c: { outputRaw: string }) => c.outputRaw).sort()
+        expect(outputs).toContain("[mock-1] Explain bees in one paragraph.")
+        expect(outputs).toContain("[mock-2] Explain rust in one paragraph.")
         const listed = yield* promise(() => http.get(`/api/v1/runs?promptId=${prompt.body.id}`))
         expect(listed.body.items.map((r: { id: string }) => r.id)).toEqual([run.body.id])
 

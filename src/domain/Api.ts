@@ -1,6 +1,8 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "./Auth.ts"
+import { GradesApi } from "./Grade.ts"
+import { CellDetail, CellEventId, CellListParams, CellPage, StreamAuthentication } from "./Cell.ts"
 import { Dataset, DatasetPreview, DatasetRename, PreviewParams } from "./Dataset.ts"
 import {
   BadRequestResponse,
@@ -9,7 +11,7 @@ import {
   PayloadTooLargeResponse,
   UnprocessableResponse
 } from "./Errors.ts"
-import { DatasetId, ModelConfigId, PromptId, PromptVersionId, RunId } from "./Ids.ts"
+import { DatasetId, ModelConfigId, PromptId, PromptVersionId, RunCellId, RunId } from "./Ids.ts"
 import {
   ApiKeyInfo,
   ApiKeyPut,
@@ -188,9 +190,81 @@ export class RunsApi extends HttpApiGroup.make("runs")
       .addSuccess(Page(Run))
   )
   .add(HttpApiEndpoint.get("get", "/runs/:id").setPath(idPath(RunId)).addSuccess(Run))
+  .add(
+    HttpApiEndpoint.post("cancel", "/runs/:id/cancel")
+      .setPath(idPath(RunId))
+      .addSuccess(Run)
+      .annotate(OpenApi.Description, "Cancel queued cells and abort the calls in flight.")
+  )
+  .add(
+    HttpApiEndpoint.post("rerunFailed", "/runs/:id/rerun-failed")
+      .setPath(idPath(RunId))
+      .addSuccess(Run)
+      .annotate(
+        OpenApi.Description,
+        "Queue every failed cell again, as new attempts (history stays in the events)."
+      )
+  )
+  .add(
+    HttpApiEndpoint.post("rerunCell", "/runs/:id/cells/:cellId/rerun")
+      .setPath(Schema.Struct({ id: RunId, cellId: RunCellId }))
+      .addSuccess(Run)
+      .annotate(OpenApi.Description, "Queue one cell again (a running one is aborted first).")
+  )
   .addError(NotFoundResponse)
   .addError(BadRequestResponse)
   .middleware(Authentication)
+  .prefix("/api/v1") {}
+
+export class CellsApi extends HttpApiGroup.make("cells")
+  .add(
+    HttpApiEndpoint.get("list", "/runs/:id/cells")
+      .setPath(idPath(RunId))
+      .setUrlParams(CellListParams)
+      .addSuccess(CellPage)
+      .middleware(Authentication)
+      .annotate(
+        OpenApi.Description,
+        "The run's cells ordered by (updatedAt, id). Poll with `updated_since` = the previous answer's `serverTime` " +
+          "to get only cells that changed (a cell may come again: dedupe by id and updatedAt)."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("get", "/runs/:id/cells/:cellId")
+      .setPath(Schema.Struct({ id: RunId, cellId: RunCellId }))
+      .addSuccess(CellDetail)
+      .middleware(Authentication)
+  )
+  .add(
+    HttpApiEndpoint.get("events", "/runs/:id/events")
+      .setPath(idPath(RunId))
+      .setUrlParams(
+        Schema.Struct({
+          after: Schema.optional(
+            CellEventId.annotations({
+              description: "Start after this event id (a cell page's `lastEventId`)"
+            })
+          )
+        })
+      )
+      .setHeaders(
+        Schema.Struct({
+          "last-event-id": Schema.optional(
+            CellEventId.annotations({ description: "Sent by EventSource on reconnect; wins over `after`" })
+          )
+        })
+      )
+      .addSuccess(HttpApiSchema.Text({ contentType: "text/event-stream" }))
+      .middleware(StreamAuthentication)
+      .annotate(
+        OpenApi.Description,
+        "Server-Sent Events: the run's cell events in id order (`id:` the event id, `event:` its type, `data:` " +
+          "the CellEvent as JSON), from the start or after `Last-Event-ID` / `after`, then live, with keep-alive " +
+          "comments. EventSource cannot send headers: pass the token as `access_token` instead."
+      )
+  )
+  .addError(NotFoundResponse)
+  .addError(BadRequestResponse)
   .prefix("/api/v1") {}
 
 export class AssayApi extends HttpApi.make("assay")
@@ -199,9 +273,11 @@ export class AssayApi extends HttpApi.make("assay")
   .add(ModelsApi)
   .add(ApiKeysApi)
   .add(RunsApi)
+  .add(CellsApi)
+  .add(GradesApi)
   .annotate(OpenApi.Title, "Assay API")
   .annotate(OpenApi.Version, "1")
   .annotate(
     OpenApi.Description,
-    'Prompts, datasets, models, provider keys and runs. Every error is `{"error":{"code","message","details"?}}`.'
+    'Prompts, datasets, models, provider keys, runs and their cells. Every error is `{"error":{"code","message","details"?}}`.'
   ) {}

@@ -1,9 +1,11 @@
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { Schema } from "effect"
 import { RpcAuthentication } from "./Auth.ts"
+import { GradeRpcs } from "./Grade.ts"
+import { CellDetail, CellEventId, CellPage, CellPageLimit, RunEventMessage } from "./Cell.ts"
 import { Dataset, DatasetPreview, DatasetRename, PreviewParams } from "./Dataset.ts"
 import { BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable } from "./Errors.ts"
-import { DatasetId, ModelConfigId, PromptId, PromptVersionId, RunId } from "./Ids.ts"
+import { DatasetId, ModelConfigId, PromptId, PromptVersionId, RunCellId, RunId } from "./Ids.ts"
 import {
   ApiKeyInfo,
   ApiKeyPut,
@@ -27,8 +29,33 @@ const op = <const Tag extends string, P extends Schema.Struct.Fields, S extends 
 
 const byId = <A, I extends string>(id: Schema.Schema<A, I>) => ({ id })
 
-/** What the frontend calls, over `/rpc` (HTTP, NDJSON). Dataset upload is REST only (a file, not a message). */
-export class AssayRpcs extends RpcGroup.make(
+/**
+ * A run's cells and live events. `runs.events` streams the run's events from the start or `after` an id, then
+ * live, in id order, with a `KeepAlive` message on an idle stream; resubscribe with `after` = the last id seen
+ * if the stream ends.
+ */
+export class CellRpcs extends RpcGroup.make(
+  op(
+    "cells.list",
+    {
+      runId: RunId,
+      updatedSince: Schema.optional(Schema.DateTimeUtc),
+      cursor: Schema.optional(Schema.String.pipe(Schema.maxLength(400))),
+      limit: Schema.optional(CellPageLimit)
+    },
+    CellPage
+  ),
+  op("cells.get", { runId: RunId, cellId: RunCellId }, CellDetail),
+  Rpc.make("runs.events", {
+    payload: { id: RunId, after: Schema.optional(CellEventId) },
+    success: RunEventMessage,
+    error: Failure,
+    stream: true
+  })
+).middleware(RpcAuthentication) {}
+
+/** Prompts, datasets, models, keys and runs. */
+export class CoreRpcs extends RpcGroup.make(
   op("prompts.list", { ...PageParams.fields, type: Schema.optional(PromptType) }, Page(Prompt)),
   op("prompts.create", PromptCreate.fields, Prompt),
   op("prompts.get", byId(PromptId), Prompt),
@@ -58,5 +85,11 @@ export class AssayRpcs extends RpcGroup.make(
 
   op("runs.create", RunCreate.fields, Run),
   op("runs.list", { ...PageParams.fields, promptId: Schema.optional(PromptId) }, Page(Run)),
-  op("runs.get", byId(RunId), Run)
+  op("runs.get", byId(RunId), Run),
+  op("runs.cancel", byId(RunId), Run),
+  op("runs.rerunFailed", byId(RunId), Run),
+  op("runs.rerunCell", { id: RunId, cellId: RunCellId }, Run)
 ).middleware(RpcAuthentication) {}
+
+/** What the frontend calls, over `/rpc` (HTTP, NDJSON). Dataset upload is REST only (a file, not a message). */
+export const AssayRpcs = CoreRpcs.merge(CellRpcs).merge(GradeRpcs)

@@ -364,7 +364,19 @@ export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
         .pipe(orDieSql)
     })
 
-    return { claim, heartbeat, complete, sweep, cancelRun, requeue } as const
+    /** On shutdown: hands this worker's cells back to the queue at once, the interrupted attempt not counted. */
+    const release = Effect.fn("JobQueue.release")(function* (worker: string) {
+      return yield* sql<{ id: string }>`
+        update assay.run_cell set status = 'queued', lease_owner = null, lease_expires_at = null,
+          attempt = greatest(attempt - 1, 0), next_attempt_at = now()
+        where lease_owner = ${worker} and status = 'running'
+        returning id`.pipe(
+        Effect.map((rows) => rows.length),
+        orDieSql
+      )
+    })
+
+    return { claim, heartbeat, complete, sweep, cancelRun, requeue, release } as const
   })
 }) {}
 

@@ -1,24 +1,26 @@
 import { Effect } from "effect"
 import { CurrentUser } from "../domain/Auth.ts"
-import { AssayRpcs } from "../domain/Rpc.ts"
+import { CellRpcs, CoreRpcs } from "../domain/Rpc.ts"
 import { ApiKeys } from "../services/ApiKeys.ts"
 import { Datasets } from "../services/Datasets.ts"
 import { Models } from "../services/Models.ts"
 import { Prompts } from "../services/Prompts.ts"
 import { Runs } from "../services/Runs.ts"
+import { CellRpcHandlers } from "./rpcCells.ts"
 
 /** The RPC doors onto the same services REST uses; the current user comes from RpcAuthentication. */
-export const RpcHandlers = AssayRpcs.toLayer(
+export const RpcHandlers = CoreRpcs.merge(CellRpcs).toLayer(
   Effect.gen(function* () {
     const prompts = yield* Prompts
     const datasets = yield* Datasets
     const models = yield* Models
     const keys = yield* ApiKeys
     const runs = yield* Runs
+    const cells = yield* CellRpcHandlers
     const asUser = <A, E, R>(f: (owner: CurrentUser["Type"]["id"]) => Effect.Effect<A, E, R>) =>
       Effect.flatMap(CurrentUser, (user) => f(user.id))
 
-    return AssayRpcs.of({
+    return CoreRpcs.merge(CellRpcs).of({
       "prompts.list": (p) => asUser((owner) => prompts.list(owner, p)),
       "prompts.create": (p) => asUser((owner) => prompts.create(owner, p)),
       "prompts.get": ({ id }) => asUser((owner) => prompts.get(owner, id)),
@@ -49,7 +51,11 @@ export const RpcHandlers = AssayRpcs.toLayer(
 
       "runs.create": (p) => asUser((owner) => runs.create(owner, p)),
       "runs.list": (p) => asUser((owner) => runs.list(owner, p)),
-      "runs.get": ({ id }) => asUser((owner) => runs.get(owner, id))
+      "runs.get": ({ id }) => asUser((owner) => runs.get(owner, id)),
+      "runs.cancel": ({ id }) => asUser((owner) => runs.cancel(owner, id)),
+      "runs.rerunFailed": ({ id }) => asUser((owner) => runs.rerunFailed(owner, id)),
+      "runs.rerunCell": ({ id, cellId }) => asUser((owner) => runs.rerunCell(owner, id, cellId)),
+      ...cells
     })
   })
 )

@@ -40,6 +40,14 @@ export interface AppConfigShape {
   readonly storageBucket: string
   readonly maxUploadBytes: number
   readonly maxDatasetRows: number
+  /** The run engine in this process: off for API-only processes that share a database with engines. */
+  readonly engine: boolean
+  /** Cells in flight at once in this process, across all providers. */
+  readonly workers: number
+  readonly leaseMs: number
+  /** Attempts per cell before it fails (retryable errors only). */
+  readonly maxAttempts: number
+  readonly providerTimeoutMs: number
 }
 
 export class AppConfig extends Context.Tag("assay/AppConfig")<AppConfig, AppConfigShape>() {}
@@ -159,7 +167,12 @@ const base = Config.all({
     Config.withDefault("datasets")
   ),
   maxUploadBytes: positive("ASSAY_MAX_UPLOAD_BYTES", 50 * 1024 * 1024, 2 * 1024 * 1024 * 1024),
-  maxDatasetRows: positive("ASSAY_MAX_DATASET_ROWS", 100_000, 10_000_000)
+  maxDatasetRows: positive("ASSAY_MAX_DATASET_ROWS", 100_000, 10_000_000),
+  engine: Config.boolean("ASSAY_ENGINE").pipe(Config.withDefault(true)),
+  workers: positive("ASSAY_WORKERS", 256, 10_000),
+  leaseMs: positive("ASSAY_LEASE_MS", 30_000, 3_600_000),
+  maxAttempts: positive("ASSAY_MAX_ATTEMPTS", 4, 100),
+  providerTimeoutMs: positive("ASSAY_PROVIDER_TIMEOUT_MS", 120_000, 3_600_000)
 })
 
 const required = (name: string, why: string) => ConfigError.MissingData([name], why)

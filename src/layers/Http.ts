@@ -5,7 +5,10 @@ import { AssayApi } from "../domain/Api.ts"
 import { AssayRpcs } from "../domain/Rpc.ts"
 import { AuthenticationLive, RpcAuthenticationLive } from "../http/Auth.ts"
 import * as BunServer from "../http/BunServer.ts"
+import { CellsHttp } from "../http/cells.ts"
 import { DatasetsHttp } from "../http/datasets.ts"
+import { StreamAuthenticationLive } from "../http/events.ts"
+import { GradeRpcHandlers, GradesHttp } from "../http/grades.ts"
 import { HealthRoute } from "../http/Health.ts"
 import { RequestMiddleware } from "../http/Middleware.ts"
 import { ApiKeysHttp, ModelsHttp } from "../http/models.ts"
@@ -19,8 +22,8 @@ export const RestRoutes = Layer.mergeAll(
   HttpLayerRouter.addHttpApi(AssayApi, { openapiPath: "/api/v1/openapi.json" }),
   HttpApiScalar.layerHttpLayerRouter({ api: AssayApi, path: "/docs" })
 ).pipe(
-  Layer.provide([PromptsHttp, DatasetsHttp, ModelsHttp, ApiKeysHttp, RunsHttp]),
-  Layer.provide(AuthenticationLive)
+  Layer.provide([PromptsHttp, DatasetsHttp, ModelsHttp, ApiKeysHttp, RunsHttp, CellsHttp, GradesHttp]),
+  Layer.provide([AuthenticationLive, StreamAuthenticationLive])
 )
 
 /** RPC at /rpc over HTTP, NDJSON; a defect in one call must not fail the others on its connection. */
@@ -30,7 +33,7 @@ export const RpcRoutes = RpcServer.layerHttpRouter({
   protocol: "http",
   disableFatalDefects: true
 }).pipe(
-  Layer.provide(RpcHandlers),
+  Layer.provide([RpcHandlers, GradeRpcHandlers]),
   Layer.provide(RpcAuthenticationLive),
   Layer.provide(RpcSerialization.layerNdjson)
 )

@@ -3,7 +3,15 @@ import { Effect, Layer, Option } from "effect"
 import * as path from "node:path"
 import { LOCAL_USER_ID } from "../domain/Ids.ts"
 import { Identity } from "../http/Auth.ts"
+import { Engine } from "../execution/Engine.ts"
+import { EngineStats } from "../execution/EngineStats.ts"
+import { JobQueue } from "../execution/JobQueue.ts"
+import { ProviderGates } from "../execution/ProviderGate.ts"
 import { ApiKeys } from "../services/ApiKeys.ts"
+import { Grades } from "../services/Grades.ts"
+import { RunCells } from "../services/RunCells.ts"
+import { RunEvents } from "../services/RunEvents.ts"
+import { RunMetrics } from "../services/RunMetrics.ts"
 import { Datasets } from "../services/Datasets.ts"
 import * as KeyCipher from "../services/KeyCipher.ts"
 import { Models } from "../services/Models.ts"
@@ -38,8 +46,20 @@ export const KeyCipherLive = Layer.unwrapEffect(
   })
 ).pipe(Layer.provide(BunContext.layer))
 
+/** The run engine and what it stands on: built once, so the gates and the event feed are shared. */
+export const EngineLive = Engine.Default.pipe(
+  Layer.provideMerge(Layer.mergeAll(JobQueue.Default, ProviderGates.Default, EngineStats.Default))
+)
+
 /** Every domain service, each built once. */
-export const ServicesLive = Runs.Default.pipe(
+export const ServicesLive = Layer.mergeAll(
+  Runs.Default,
+  RunCells.Default,
+  Grades.Default,
+  RunMetrics.Default
+).pipe(
+  Layer.provideMerge(EngineLive),
+  Layer.provideMerge(RunEvents.Default),
   Layer.provideMerge(Layer.mergeAll(Prompts.Default, Datasets.Default, Models.Default, ApiKeys.Default)),
   Layer.provideMerge(Layer.mergeAll(StorageLive, KeyCipherLive)),
   Layer.provideMerge(Identity.Default)

@@ -1,11 +1,12 @@
 import { SqlClient } from "@effect/sql"
-import { DateTime, Effect } from "effect"
+import { DateTime, Effect, Option } from "effect"
 import { NotFound, Unprocessable } from "../domain/Errors.ts"
 import type {
   DatasetId,
   ModelConfigId,
   PromptId,
   PromptVersionId,
+  RunCellId,
   RunId,
   RunModelId,
   UserId
@@ -28,6 +29,10 @@ import { decodeCursor, pageOf, pageSize } from "./Cursor.ts"
 import { Datasets } from "./Datasets.ts"
 import { Models } from "./Models.ts"
 import { Prompts } from "./Prompts.ts"
+import { Engine } from "../execution/Engine.ts"
+import { JobQueue, type WrittenEvent } from "../execution/JobQueue.ts"
+import { AppConfig } from "../layers/Config.ts"
+import { RunEvents } from "./RunEvents.ts"
 import { orDieSql } from "./SqlFailure.ts"
 
 interface RunRow {
@@ -95,6 +100,9 @@ export class Runs extends Effect.Service<Runs>()("assay/Runs", {
     const prompts = yield* Prompts
     const datasets = yield* Datasets
     const models = yield* Models
+    const config = yield* AppConfig
+    const queue = yield* JobQueue
+    const events = yield* RunEvents
 
     const toRun = (row: RunRow, runModels: ReadonlyArray<RunModelRow>, counts: ReadonlyArray<CountRow>) => {
       const total = emptyCounts()
@@ -297,14 +305,14 @@ export class Runs extends Effect.Service<Runs>()("assay/Runs", {
             }
             if (input.datasetId !== null) {
               yield* sql`
-                insert into assay.run_cell (run_id, run_model_id, dataset_row_id, row_index)
-                select ${id}, rm.id, dr.id, dr.row_index
+                insert into assay.run_cell (run_id, run_model_id, dataset_row_id, row_index, max_attempts)
+                select ${id}, rm.id, dr.id, dr.row_index, ${config.maxAttempts}
                 from assay.run_model rm cross join assay.dataset_row dr
                 where rm.run_id = ${id} and dr.dataset_id = ${input.datasetId}`
             } else {
               yield* sql`
-                insert into assay.run_cell (run_id, run_model_id, dataset_row_id, row_index)
-                select ${id}, rm.id, null, 0 from assay.run_model rm where rm.run_id = ${id}`
+                insert into assay.run_cell (run_id, run_model_id, dataset_row_id, row_index, max_attempts)
+                select ${id}, rm.id, null, 0, ${config.maxAttempts} from assay.run_model rm where rm.run_id = ${id}`
             }
             yield* sql`
               insert into assay.run_cell_event (run_id, run_cell_id, event_type)
@@ -319,6 +327,55 @@ export class Runs extends Effect.Service<Runs>()("assay/Runs", {
       return yield* get(owner, runId)
     })
 
-    return { create, get, list } as const
+    /** The engine of this process, when it runs one: woken for new work, told to abort what it runs. */
+    const engine = Effect.serviceOption(Engine)
+    const afterChange = (runId: RunId, written: ReadonlyArray<WrittenEvent>, abort: boolean) =>
+      Effect.gen(function* () {
+        if (written.length > 0) {
+          yield* events.publish(written)
+          yield* events.notify(written[written.length - 1]!.id)
+        }
+        const local = yield* engine
+        if (Option.isSome(local)) {
+          if (abort) yield* local.value.abortRun(runId)
+          yield* local.value.wake
+        }
+      })
+
+    const cancel = Effect.fn("Runs.cancel")(function* (owner: UserId, id: RunId) {
+      yield* get(owner, id)
+      const written = yield* queue.cancelRun(id)
+      yield* afterChange(id, written, true)
+      return yield* get(owner, id)
+    })
+
+    const rerunFailed = Effect.fn("Runs.rerunFailed")(function* (owner: UserId, id: RunId) {
+      yield* get(owner, id)
+      const written = yield* queue.requeue(id, { failed: true })
+      yield* afterChange(id, written, false)
+      return yield* get(owner, id)
+    })
+
+    const rerunCell = Effect.fn("Runs.rerunCell")(function* (owner: UserId, id: RunId, cellId: RunCellId) {
+      yield* get(owner, id)
+      const written = yield* queue.requeue(id, { cellIds: [cellId] })
+      if (written.length === 0) {
+        return yield* new NotFound({ code: "cell_not_found", message: "No such cell in this run." })
+      }
+      // a running cell was taken from its worker; stop that call here if it runs in this process
+      const local = yield* engine
+      if (Option.isSome(local)) yield* local.value.abortCells([cellId])
+      yield* afterChange(id, written, false)
+      return yield* get(owner, id)
+    })
+
+    const createAndWake = Effect.fn("Runs.create")(function* (owner: UserId, input: RunCreate) {
+      const run = yield* create(owner, input)
+      const local = yield* engine
+      if (Option.isSome(local)) yield* local.value.wake
+      return run
+    })
+
+    return { create: createAndWake, get, list, cancel, rerunFailed, rerunCell } as const
   })
 }) {}

@@ -33,7 +33,7 @@ import { timeoutMillis } from "./ProviderFailure.ts"
  */
 
 /** A completion request as the mock reads it: `attempt` counts from 1 and varies the failure and jitter draws. */
-export type MockRequest = CompletionRequest & { readonly attempt?: number }
+export type MockRequest = CompletionRequest
 
 interface MockSettings {
   readonly label: string

@@ -1,0 +1,562 @@
+import { SqlClient } from "@effect/sql"
+import {
+  Cause,
+  Chunk,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  FiberSet,
+  Option,
+  Queue,
+  type Redacted
+} from "effect"
+import * as os from "node:os"
+import type { Provider } from "../domain/Model.ts"
+import { mergeParams, type ModelParams } from "../domain/ModelParams.ts"
+import type { PromptBody } from "../domain/Prompt.ts"
+import { renderPrompt } from "../domain/Template.ts"
+import { AppConfig } from "../layers/Config.ts"
+import { ApiKeys } from "../services/ApiKeys.ts"
+import { RunEvents } from "../services/RunEvents.ts"
+import { orDieSql } from "../services/SqlFailure.ts"
+import { EngineStats } from "./EngineStats.ts"
+import { type CellUpdate, type ClaimedCell, JobQueue, type WrittenEvent } from "./JobQueue.ts"
+import { parseGrade, parseOutput } from "./OutputParser.ts"
+import { type Completion, costOf, ProviderError } from "./Provider.ts"
+import { type Gate, type GateOutcome, ProviderGates } from "./ProviderGate.ts"
+import { adapterFor } from "./providers/index.ts"
+
+/** What a run recorded of a model when it was created (see Runs.snapshotOf). */
+interface ModelSnapshot {
+  readonly provider: Provider
+  readonly model: string
+  readonly label: string
+  readonly baseUrl: string | null
+  readonly params: ModelParams
+  readonly inputPricePerMTok: number
+  readonly outputPricePerMTok: number
+  readonly requestsPerMinute: number | null
+  readonly tokensPerMinute: number | null
+  readonly maxConcurrency: number | null
+}
+
+interface RunContext {
+  readonly ownerId: string
+  readonly prompt: PromptBody
+  readonly grader: { readonly prompt: PromptBody; readonly model: ModelSnapshot | null } | null
+  readonly models: ReadonlyMap<string, ModelSnapshot>
+}
+
+/** Rough token count for budgeting before the provider reports real usage. */
+const estimateTokens = (text: string) => Math.ceil(text.length / 4)
+
+const DEFAULT_MAX_TOKENS = 1024
+
+/** One gate per provider endpoint, key (the owner's) and model. */
+const gateKey = (ownerId: string, model: ModelSnapshot) =>
+  `${model.provider}|${model.baseUrl ?? ""}|${ownerId}|${model.model}`
+
+/** Jittered exponential backoff: 1 s, 2 s, 4 s… (±25 %), at most 60 s; the provider's retry-after wins. */
+const backoffMs = (attempt: number, retryAfterMs: number | undefined) => {
+  if (retryAfterMs !== undefined) return Math.min(retryAfterMs, 10 * 60_000)
+  const base = Math.min(60_000, 1_000 * 2 ** Math.max(0, attempt - 1))
+  return Math.round(base * (0.75 + Math.random() * 0.5))
+}
+
+const outcomeOf = (exit: Exit.Exit<Completion, ProviderError>): GateOutcome => {
+  if (Exit.isSuccess(exit)) {
+    return { _tag: "Success", usage: exit.value.usage, rateLimit: exit.value.rateLimit }
+  }
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isNone(failure)) return Exit.isInterrupted(exit) ? { _tag: "Canceled" } : { _tag: "Failed" }
+  const error = failure.value
+  const rateLimit = error.rateLimit ?? {}
+  if (error.code === "rate_limited") return { _tag: "RateLimited", rateLimit }
+  if (error.code === "overloaded") return { _tag: "Overloaded", rateLimit }
+  return { _tag: "Failed" }
+}
+
+const asText = (value: unknown) => (typeof value === "string" ? value : JSON.stringify(value))
+
+export interface EngineShape {
+  readonly worker: string
+  /** New work exists (a run was created or re-queued): claim now rather than at the next poll. */
+  readonly wake: Effect.Effect<void>
+  /** Stops this process's in-flight calls of a run at once (other processes notice by heartbeat). */
+  readonly abortRun: (runId: string) => Effect.Effect<void>
+  /** Stops this process's calls of these cells (their leases were taken away). */
+  readonly abortCells: (ids: ReadonlyArray<string>) => Effect.Effect<void>
+  readonly inFlight: Effect.Effect<number>
+}
+
+/**
+ * The run engine of this process: a dispatcher claims runnable cells for the gates that have room (so a
+ * throttled provider holds no slot another could use), a bounded set of fibers runs them, a writer commits
+ * results in batches, a heartbeat keeps leases alive (and aborts calls whose lease was lost, e.g. canceled),
+ * and a sweeper returns expired leases from dead processes to the queue.
+ */
+export class Engine extends Effect.Service<Engine>()("assay/Engine", {
+  scoped: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const sql = yield* SqlClient.SqlClient
+    const queue = yield* JobQueue
+    const gates = yield* ProviderGates
+    const keys = yield* ApiKeys
+    const events = yield* RunEvents
+    const stats = yield* EngineStats
+    const worker = `${os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`
+    const interruptCells = (ids: ReadonlyArray<string>) =>
+      Effect.forEach(
+        ids,
+        (id) => {
+          const entry = running.get(id)
+          if (!entry) return Effect.void
+          running.delete(id)
+          return Fiber.interruptFork(entry.fiber)
+        },
+        { discard: true }
+      )
+    const leaseMs = config.leaseMs
+
+    const contexts = new Map<string, RunContext>()
+    const running = new Map<
+      string,
+      { readonly runId: string; readonly fiber: Fiber.RuntimeFiber<void, never> }
+    >()
+    const wake = yield* Queue.sliding<void>(1)
+    const signal = Queue.offer(wake, undefined).pipe(Effect.asVoid)
+    const fibers = yield* FiberSet.make<void, never>()
+
+    /** Live subscribers here, then one NOTIFY for other processes: after the commit, never per cell. */
+    const publish = (written: ReadonlyArray<WrittenEvent>) =>
+      written.length === 0
+        ? Effect.void
+        : events.publish(written).pipe(Effect.zipRight(events.notify(written[written.length - 1]!.id)))
+
+    // --- run contexts (immutable once a run exists) ---
+    const loadContext = (runId: string) =>
+      Effect.gen(function* () {
+        const cached = contexts.get(runId)
+        if (cached) return cached
+        const [run] = yield* sql<{
+          owner_id: string
+          body: PromptBody
+          grader_body: PromptBody | null
+          grader_model_snapshot: ModelSnapshot | null
+        }>`
+          select r.owner_id, pv.body, gv.body as grader_body, r.grader_model_snapshot
+          from assay.run r
+          join assay.prompt_version pv on pv.id = r.prompt_version_id
+          left join assay.prompt_version gv on gv.id = r.grader_prompt_version_id
+          where r.id = ${runId}`
+        const models = yield* sql<{ id: string; model_snapshot: ModelSnapshot }>`
+          select id, model_snapshot from assay.run_model where run_id = ${runId}`
+        const context: RunContext = {
+          ownerId: run!.owner_id,
+          prompt: run!.body,
+          grader: run!.grader_body ? { prompt: run!.grader_body, model: run!.grader_model_snapshot } : null,
+          models: new Map(models.map((m) => [m.id, m.model_snapshot]))
+        }
+        contexts.set(runId, context)
+        return context
+      }).pipe(orDieSql)
+
+    const gateFor = (ownerId: string, model: ModelSnapshot) =>
+      gates.get(gateKey(ownerId, model), {
+        requestsPerMinute: model.requestsPerMinute ?? undefined,
+        tokensPerMinute: model.tokensPerMinute ?? undefined,
+        maxConcurrency: model.maxConcurrency ?? undefined
+      })
+
+    const keyFor = (ownerId: string, provider: Provider) =>
+      keys.resolve(ownerId as never, provider).pipe(Effect.map(Option.getOrUndefined))
+
+    // --- the writer: results of many cells in one transaction ---
+    interface Pending {
+      readonly update: CellUpdate
+      readonly written: Deferred.Deferred<void>
+    }
+    const results = yield* Queue.unbounded<Pending>()
+    const writeBatch = (batch: ReadonlyArray<Pending>) =>
+      queue
+        .complete(
+          worker,
+          batch.map((p) => p.update)
+        )
+        .pipe(
+          Effect.flatMap((done) => {
+            for (const finished of done.finishedRuns) contexts.delete(finished)
+            return publish(done.events)
+          }),
+          Effect.ensuring(
+            Effect.forEach(batch, (p) => Deferred.succeed(p.written, undefined), { discard: true })
+          )
+        )
+    const writer = Effect.gen(function* () {
+      const first = yield* Queue.take(results)
+      const rest = yield* Queue.takeUpTo(results, 499)
+      yield* writeBatch([first, ...Chunk.toReadonlyArray(rest)]).pipe(
+        Effect.catchAllCause((cause) => Effect.logError("engine: writing results failed", cause))
+      )
+      yield* signal
+    }).pipe(Effect.forever)
+
+    const finish = (update: CellUpdate) =>
+      Effect.gen(function* () {
+        const written = yield* Deferred.make<void>()
+        yield* Queue.offer(results, { update, written })
+        return written
+      })
+
+    // --- one provider call through its gate ---
+    const call = (
+      context: RunContext,
+      model: ModelSnapshot,
+      prompt: { readonly system: string; readonly user: string },
+      params: ModelParams,
+      attempt: number
+    ) =>
+      Effect.gen(function* () {
+        const gate: Gate = yield* gateFor(context.ownerId, model)
+        const apiKey: Redacted.Redacted<string> | undefined = yield* keyFor(context.ownerId, model.provider)
+        const maxTokens = params.max_tokens ?? DEFAULT_MAX_TOKENS
+        const permit = yield* gate.acquire(estimateTokens(prompt.system + prompt.user) + maxTokens)
+        const exit = yield* adapterFor(model.provider)
+          .complete({
+            provider: model.provider,
+            model: model.model,
+            baseUrl: model.baseUrl,
+            apiKey,
+            system: prompt.system,
+            user: prompt.user,
+            params,
+            attempt,
+            timeout: Duration.millis(config.providerTimeoutMs)
+          })
+          .pipe(
+            Effect.timeoutFail({
+              duration: Duration.millis(config.providerTimeoutMs + 5_000),
+              onTimeout: () =>
+                new ProviderError({ code: "timeout", message: "The provider did not answer in time." })
+            }),
+            Effect.onInterrupt(() => permit.release({ _tag: "Canceled" })),
+            Effect.exit
+          )
+        yield* permit.release(outcomeOf(exit))
+        stats.recordCall(model.provider, exit)
+        return yield* exit
+      })
+
+    /** Grades a successful output; an unreadable or failed grading is recorded on the cell, never a crash. */
+    const grade = (
+      context: RunContext,
+      cellModel: ModelSnapshot,
+      variables: Record<string, unknown>,
+      rendered: { readonly system: string; readonly user: string },
+      completion: Completion,
+      parsedValue: unknown,
+      attempt: number
+    ) =>
+      Effect.gen(function* () {
+        const grader = context.grader!
+        const graderModel = grader.model ?? cellModel
+        const graderVariables = {
+          ...variables,
+          output: asText(parsedValue),
+          raw_output: completion.text,
+          input: rendered.system === "" ? rendered.user : `${rendered.system}\n\n${rendered.user}`
+        }
+        const graderPrompt = renderPrompt(
+          { system: grader.prompt.systemText, template: grader.prompt.userTemplate },
+          graderVariables
+        )
+        if (Either.isLeft(graderPrompt)) {
+          return { gradeError: graderPrompt.left.message } as const
+        }
+        const reply = yield* call(
+          context,
+          graderModel,
+          { system: graderPrompt.right.system, user: graderPrompt.right.template },
+          mergeParams(graderModel.params, grader.prompt.defaultParams),
+          attempt
+        ).pipe(Effect.retry({ times: 2, while: (e) => e.retryable }), Effect.either)
+        if (Either.isLeft(reply)) return { gradeError: `${reply.left.code}: ${reply.left.message}` } as const
+        const verdict = parseGrade(reply.right.text)
+        return {
+          reply: reply.right,
+          verdict
+        } as const
+      })
+
+    // --- one cell, start to finish ---
+    const execute = (cell: ClaimedCell) =>
+      Effect.gen(function* () {
+        const context = yield* loadContext(cell.runId)
+        const model = context.models.get(cell.runModelId)!
+        const variables = cell.rowValues ?? {}
+        const rendered = renderPrompt(
+          { system: context.prompt.systemText, template: context.prompt.userTemplate },
+          variables
+        )
+        if (Either.isLeft(rendered)) {
+          return yield* finish({
+            id: cell.id,
+            status: "failed",
+            errorCode: rendered.left.code,
+            errorMessage: rendered.left.message,
+            events: [
+              { type: "failed", payload: { code: rendered.left.code, message: rendered.left.message } }
+            ]
+          })
+        }
+        const prompt = { system: rendered.right.system, user: rendered.right.template }
+        const renderedPrompt = { system: prompt.system, user: prompt.user }
+        const result = yield* call(
+          context,
+          model,
+          prompt,
+          mergeParams(model.params, context.prompt.defaultParams),
+          cell.attempt
+        ).pipe(Effect.either)
+        if (Either.isLeft(result)) {
+          const error = result.left
+          const retry = error.retryable && cell.attempt < cell.maxAttempts
+          const payload = {
+            code: error.code,
+            message: error.message,
+            attempt: cell.attempt,
+            status: error.status
+          }
+          if (retry) {
+            const delay = backoffMs(cell.attempt, error.rateLimit?.retryAfterMs)
+            stats.recordRetry(model.provider)
+            return yield* finish({
+              id: cell.id,
+              status: "queued",
+              retryInMs: delay,
+              renderedPrompt,
+              errorCode: error.code,
+              errorMessage: error.message,
+              events: [{ type: "retrying", payload: { ...payload, delayMs: delay } }]
+            })
+          }
+          return yield* finish({
+            id: cell.id,
+            status: "failed",
+            renderedPrompt,
+            errorCode: error.code,
+            errorMessage: error.message,
+            events: [{ type: "failed", payload }]
+          })
+        }
+        const completion = result.right
+        const parsed = parseOutput(completion.text)
+        const costUsd = costOf(completion.usage, {
+          input: model.inputPricePerMTok,
+          output: model.outputPricePerMTok
+        })
+        const succeeded = {
+          type: "succeeded",
+          payload: {
+            latencyMs: completion.latencyMs,
+            tokensIn: completion.usage.inputTokens,
+            tokensOut: completion.usage.outputTokens,
+            costUsd,
+            requestId: completion.requestId
+          }
+        }
+        const base = {
+          id: cell.id,
+          status: "succeeded" as const,
+          renderedPrompt,
+          outputRaw: completion.text,
+          outputParsed: parsed,
+          tokensIn: completion.usage.inputTokens,
+          tokensOut: completion.usage.outputTokens,
+          costUsd,
+          latencyMs: completion.latencyMs
+        }
+        if (context.grader === null) return yield* finish({ ...base, events: [succeeded] })
+
+        const graded = yield* grade(context, model, variables, prompt, completion, parsed.value, cell.attempt)
+        if ("gradeError" in graded) {
+          return yield* finish({
+            ...base,
+            gradeError: graded.gradeError,
+            events: [succeeded, { type: "grader_failed", payload: { message: graded.gradeError } }]
+          })
+        }
+        const graderCost = costOf(graded.reply.usage, {
+          input: (context.grader.model ?? model).inputPricePerMTok,
+          output: (context.grader.model ?? model).outputPricePerMTok
+        })
+        const graderUsage = {
+          graderOutputRaw: graded.reply.text,
+          graderTokensIn: graded.reply.usage.inputTokens,
+          graderTokensOut: graded.reply.usage.outputTokens,
+          costUsd: Math.round((costUsd + graderCost) * 1e10) / 1e10
+        }
+        if (Either.isLeft(graded.verdict)) {
+          return yield* finish({
+            ...base,
+            ...graderUsage,
+            gradeError: graded.verdict.left.message,
+            events: [succeeded, { type: "grader_failed", payload: { message: graded.verdict.left.message } }]
+          })
+        }
+        const verdict = graded.verdict.right
+        return yield* finish({
+          ...base,
+          ...graderUsage,
+          grade: verdict.grade,
+          gradeScore: verdict.score,
+          gradeReason: verdict.reason,
+          events: [
+            succeeded,
+            {
+              type: "grader_succeeded",
+              payload: { grade: verdict.grade, score: verdict.score, reason: verdict.reason }
+            }
+          ]
+        })
+      })
+
+    const runCell = (cell: ClaimedCell) =>
+      execute(cell).pipe(
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause)
+            ? Effect.void
+            : Effect.logError("engine: cell failed unexpectedly", cause).pipe(
+                Effect.zipRight(
+                  finish({
+                    id: cell.id,
+                    status: "failed",
+                    errorCode: "internal_error",
+                    errorMessage: "The engine failed on this cell; see the server log.",
+                    events: [{ type: "failed", payload: { code: "internal_error" } }]
+                  })
+                )
+              )
+        ),
+        Effect.asVoid,
+        Effect.ensuring(Effect.sync(() => running.delete(cell.id)).pipe(Effect.zipRight(signal)))
+      )
+
+    // --- the dispatcher: claim what the gates can take now, fairly across runs ---
+    const activeRunModels = sql<{ id: string; run_id: string }>`
+      select rm.id, rm.run_id from assay.run_model rm join assay.run r on r.id = rm.run_id
+      where r.status in ('queued', 'running')
+      order by r.created_at, rm.display_order`.pipe(orDieSql)
+
+    const dispatchOnce = Effect.gen(function* () {
+      const free = config.workers - running.size
+      if (free <= 0) return 0
+      const active = yield* activeRunModels
+      if (active.length === 0) return 0
+      // group the run models by gate; within a gate, share its room equally between run models
+      const byGate = new Map<string, { gate: Gate; runModels: Array<string> }>()
+      for (const rm of active) {
+        const context = yield* loadContext(rm.run_id)
+        const model = context.models.get(rm.id)
+        if (!model) continue
+        const key = gateKey(context.ownerId, model)
+        const entry = byGate.get(key) ?? { gate: yield* gateFor(context.ownerId, model), runModels: [] }
+        entry.runModels.push(rm.id)
+        byGate.set(key, entry)
+      }
+      let budget = free
+      const quotas: Array<{ runModelId: string; limit: number }> = []
+      for (const { gate, runModels } of byGate.values()) {
+        if (budget <= 0) break
+        const room = Math.min(yield* gate.available, budget)
+        if (room <= 0) continue
+        const share = Math.max(1, Math.ceil(room / runModels.length))
+        let left = room
+        for (const runModelId of runModels) {
+          if (left <= 0) break
+          const limit = Math.min(share, left)
+          quotas.push({ runModelId, limit })
+          left -= limit
+        }
+        budget -= room
+      }
+      const claimed = yield* queue.claim(worker, quotas, leaseMs)
+      yield* publish(claimed.events)
+      for (const cell of claimed.cells) {
+        const fiber = yield* FiberSet.run(fibers, runCell(cell))
+        running.set(cell.id, { runId: cell.runId, fiber })
+      }
+      return claimed.cells.length
+    })
+
+    const dispatcher = Effect.gen(function* () {
+      const claimed = yield* dispatchOnce.pipe(
+        Effect.catchAllCause((cause) => Effect.logError("engine: dispatch failed", cause).pipe(Effect.as(0)))
+      )
+      // nothing to do, or no room: sleep until something changes (a result, a new run) or a short poll
+      if (claimed === 0) {
+        yield* Queue.take(wake).pipe(Effect.timeout("200 millis"), Effect.ignore)
+      }
+    }).pipe(Effect.forever)
+
+    // --- leases: extend ours, abort what we lost; return expired ones of dead workers ---
+    const heartbeat = Effect.gen(function* () {
+      yield* Effect.sleep(Duration.millis(Math.max(50, Math.floor(leaseMs / 3))))
+      const ids = [...running.keys()]
+      const held = yield* queue.heartbeat(worker, ids, leaseMs)
+      yield* interruptCells(ids.filter((id) => !held.has(id)))
+    }).pipe(
+      Effect.catchAllCause((cause) => Effect.logError("engine: heartbeat failed", cause)),
+      Effect.forever
+    )
+
+    const sweeper = Effect.gen(function* () {
+      yield* Effect.sleep(Duration.millis(Math.min(5_000, leaseMs)))
+      const swept = yield* queue.sweep()
+      for (const finished of swept.finishedRuns) contexts.delete(finished)
+      yield* publish(swept.events)
+      if (swept.events.length > 0) yield* signal
+    }).pipe(
+      Effect.catchAllCause((cause) => Effect.logError("engine: sweep failed", cause)),
+      Effect.forever
+    )
+
+    if (!config.engine) {
+      yield* Effect.logInfo("engine off in this process (ASSAY_ENGINE=false)")
+      const off: EngineShape = {
+        worker,
+        wake: Effect.void,
+        abortRun: () => Effect.void,
+        abortCells: () => Effect.void,
+        inFlight: Effect.succeed(0)
+      }
+      return off
+    }
+    yield* Effect.forkScoped(writer)
+    yield* Effect.forkScoped(dispatcher)
+    yield* Effect.forkScoped(heartbeat)
+    yield* Effect.forkScoped(sweeper)
+    // on shutdown: stop running cells and hand them back at once instead of waiting for their leases to expire
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function* () {
+        yield* FiberSet.clear(fibers)
+        const released = yield* queue.release(worker)
+        yield* Effect.logInfo("engine stopped").pipe(Effect.annotateLogs({ worker, released }))
+      }).pipe(Effect.catchAllCause((cause) => Effect.logError("engine: release on shutdown failed", cause)))
+    )
+    yield* Effect.logInfo("engine started").pipe(Effect.annotateLogs({ worker, workers: config.workers }))
+
+    const on: EngineShape = {
+      worker,
+      wake: signal,
+      abortRun: (runId) =>
+        interruptCells([...running.entries()].filter(([, entry]) => entry.runId === runId).map(([id]) => id)),
+      abortCells: interruptCells,
+      inFlight: Effect.sync(() => running.size)
+    }
+    return on
+  })
+}) {}
