@@ -44,7 +44,8 @@ for (const db of testDatabases) {
   })(`REST and RPC in local mode on ${db.kind}`, (it) => {
     it.effect("walks the loop: create a prompt, upload a CSV, create a run with two models", () =>
       Effect.gen(function* () {
-        const http = api(yield* BaseUrl)
+        const base = yield* BaseUrl
+        const http = api(base)
         const prompt = yield* promise(() =>
           http.post("/api/v1/prompts", {
             name: "Explain",
@@ -110,6 +111,17 @@ for (const db of testDatabases) {
         const outputs = cells.body.items.map((c: { outputRaw: string }) => c.outputRaw).sort()
         expect(outputs).toContain("[mock-1] Explain bees in one paragraph.")
         expect(outputs).toContain("[mock-2] Explain rust in one paragraph.")
+
+        const metrics = yield* promise(() => fetch(`${base}/metrics`).then((r) => r.text()))
+        const succeeded = /assay_provider_calls_total\{provider="mock",outcome="succeeded"\} (\d+)/.exec(
+          metrics
+        )
+        expect(Number(succeeded?.[1])).toBeGreaterThanOrEqual(6)
+        expect(metrics).toContain('assay_queue_cells{status="queued"}')
+        expect(metrics).toMatch(
+          /assay_gate_concurrency_limit\{provider="mock",base_url="",model="mock-2"\} \d+/
+        )
+        expect(metrics).not.toContain("00000000-0000-4000-8000-000000000001")
         const listed = yield* promise(() => http.get(`/api/v1/runs?promptId=${prompt.body.id}`))
         expect(listed.body.items.map((r: { id: string }) => r.id)).toEqual([run.body.id])
 

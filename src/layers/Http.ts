@@ -10,6 +10,7 @@ import { DatasetsHttp } from "../http/datasets.ts"
 import { StreamAuthenticationLive } from "../http/events.ts"
 import { GradeRpcHandlers, GradesHttp } from "../http/grades.ts"
 import { HealthRoute } from "../http/Health.ts"
+import { MetricsRoute } from "../http/Metrics.ts"
 import { RequestMiddleware } from "../http/Middleware.ts"
 import { ApiKeysHttp, ModelsHttp } from "../http/models.ts"
 import { PromptsHttp } from "../http/prompts.ts"
@@ -39,7 +40,7 @@ export const RpcRoutes = RpcServer.layerHttpRouter({
 )
 
 /** Every route of the app. */
-export const Routes = Layer.mergeAll(HealthRoute, RestRoutes, RpcRoutes)
+export const Routes = Layer.mergeAll(HealthRoute, MetricsRoute, RestRoutes, RpcRoutes)
 
 /** The Bun server on ASSAY_HOST:ASSAY_PORT; request bodies may be as large as an upload may be. */
 export const ServerLayer = Layer.unwrapEffect(
