@@ -54,6 +54,7 @@ interface RunContext {
 const estimateTokens = (text: string) => Math.ceil(text.length / 4)
 
 const DEFAULT_MAX_TOKENS = 1024
+const WRITERS = 3
 
 /** One gate per provider endpoint, key (the owner's) and model. */
 const gateKey = (ownerId: string, model: ModelSnapshot) =>
@@ -77,6 +78,11 @@ const outcomeOf = (exit: Exit.Exit<Completion, ProviderError>): GateOutcome => {
   if (error.code === "rate_limited") return { _tag: "RateLimited", rateLimit }
   if (error.code === "overloaded") return { _tag: "Overloaded", rateLimit }
   return { _tag: "Failed" }
+}
+
+interface RunningCell {
+  readonly runId: string
+  fiber?: Fiber.RuntimeFiber<void, never>
 }
 
 const asText = (value: unknown) => (typeof value === "string" ? value : JSON.stringify(value))
@@ -113,7 +119,7 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
         ids,
         (id) => {
           const entry = running.get(id)
-          if (!entry) return Effect.void
+          if (!entry?.fiber) return Effect.void
           running.delete(id)
           return Fiber.interruptFork(entry.fiber)
         },
@@ -122,10 +128,8 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
     const leaseMs = config.leaseMs
 
     const contexts = new Map<string, RunContext>()
-    const running = new Map<
-      string,
-      { readonly runId: string; readonly fiber: Fiber.RuntimeFiber<void, never> }
-    >()
+    // a cell is in `running` from its claim until its result is queued; its fiber is known once forked
+    const running = new Map<string, RunningCell>()
     const wake = yield* Queue.sliding<void>(1)
     const signal = Queue.offer(wake, undefined).pipe(Effect.asVoid)
     const fibers = yield* FiberSet.make<void, never>()
@@ -446,48 +450,69 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
       )
 
     // --- the dispatcher: claim what the gates can take now, fairly across runs ---
-    const activeRunModels = sql<{ id: string; run_id: string }>`
-      select rm.id, rm.run_id from assay.run_model rm join assay.run r on r.id = rm.run_id
+    /** Run models of active runs with a cell runnable now; `runnable` caps each claim (a cheap bound). */
+    const activeRunModels = sql<{ id: string; run_id: string; runnable: number }>`
+      select rm.id, rm.run_id, ${config.workers}::int as runnable
+      from assay.run r
+      join assay.run_model rm on rm.run_id = r.id
       where r.status in ('queued', 'running')
+        and exists (
+          select 1 from assay.run_cell c
+          where c.run_model_id = rm.id and c.status = 'queued' and c.next_attempt_at <= now()
+        )
       order by r.created_at, rm.display_order`.pipe(orDieSql)
+    let rotation = 0
 
     const dispatchOnce = Effect.gen(function* () {
       const free = config.workers - running.size
       if (free <= 0) return 0
       const active = yield* activeRunModels
       if (active.length === 0) return 0
-      // group the run models by gate; within a gate, share its room equally between run models
-      const byGate = new Map<string, { gate: Gate; runModels: Array<string> }>()
+      // group the run models by gate; within a gate, share its room equally between run models (so runs
+      // share it round-robin); gates take turns at the process-wide budget
+      const byGate = new Map<string, { gate: Gate; runModels: Array<{ id: string; runnable: number }> }>()
       for (const rm of active) {
         const context = yield* loadContext(rm.run_id)
         const model = context.models.get(rm.id)
         if (!model) continue
         const key = gateKey(context.ownerId, model)
         const entry = byGate.get(key) ?? { gate: yield* gateFor(context.ownerId, model), runModels: [] }
-        entry.runModels.push(rm.id)
+        entry.runModels.push({ id: rm.id, runnable: rm.runnable })
         byGate.set(key, entry)
       }
+      const gateList = [...byGate.values()]
+      rotation = (rotation + 1) % Math.max(1, gateList.length)
+      const ordered = [...gateList.slice(rotation), ...gateList.slice(0, rotation)]
       let budget = free
       const quotas: Array<{ runModelId: string; limit: number }> = []
-      for (const { gate, runModels } of byGate.values()) {
+      for (const { gate, runModels } of ordered) {
         if (budget <= 0) break
-        const room = Math.min(yield* gate.available, budget)
-        if (room <= 0) continue
-        const share = Math.max(1, Math.ceil(room / runModels.length))
-        let left = room
-        for (const runModelId of runModels) {
-          if (left <= 0) break
-          const limit = Math.min(share, left)
-          quotas.push({ runModelId, limit })
-          left -= limit
+        const wanted = runModels.reduce((sum, rm) => sum + rm.runnable, 0)
+        let left = Math.min(yield* gate.available, budget, wanted)
+        if (left <= 0) continue
+        budget -= left
+        // equal shares, the leftover of small run models going to the others
+        let open = runModels.filter((rm) => rm.runnable > 0)
+        const limits = new Map<string, number>()
+        while (left > 0 && open.length > 0) {
+          const share = Math.max(1, Math.floor(left / open.length))
+          for (const rm of open) {
+            if (left <= 0) break
+            const given = limits.get(rm.id) ?? 0
+            const add = Math.min(share, rm.runnable - given, left)
+            limits.set(rm.id, given + add)
+            left -= add
+          }
+          open = open.filter((rm) => (limits.get(rm.id) ?? 0) < rm.runnable)
         }
-        budget -= room
+        for (const [runModelId, limit] of limits) if (limit > 0) quotas.push({ runModelId, limit })
       }
       const claimed = yield* queue.claim(worker, quotas, leaseMs)
       yield* publish(claimed.events)
       for (const cell of claimed.cells) {
-        const fiber = yield* FiberSet.run(fibers, runCell(cell))
-        running.set(cell.id, { runId: cell.runId, fiber })
+        const entry: RunningCell = { runId: cell.runId }
+        running.set(cell.id, entry)
+        entry.fiber = yield* FiberSet.run(fibers, runCell(cell))
       }
       return claimed.cells.length
     })
@@ -516,6 +541,9 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
     const sweeper = Effect.gen(function* () {
       yield* Effect.sleep(Duration.millis(Math.min(5_000, leaseMs)))
       const swept = yield* queue.sweep()
+      // batches that commit at the same moment can each see the other's cells as unfinished: settle runs here
+      const settled = yield* queue.settleRuns
+      for (const finished of settled) contexts.delete(finished)
       for (const finished of swept.finishedRuns) contexts.delete(finished)
       yield* publish(swept.events)
       if (swept.events.length > 0) yield* signal
@@ -535,7 +563,8 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
       }
       return off
     }
-    yield* Effect.forkScoped(writer)
+    // several writers: result batches commit in parallel (each is fenced on its own cells' leases)
+    for (let i = 0; i < WRITERS; i++) yield* Effect.forkScoped(writer)
     yield* Effect.forkScoped(dispatcher)
     yield* Effect.forkScoped(heartbeat)
     yield* Effect.forkScoped(sweeper)

@@ -376,7 +376,14 @@ export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
       )
     })
 
-    return { claim, heartbeat, complete, sweep, cancelRun, requeue, release } as const
+    /** Finishes every active run with nothing left to do. */
+    const settleRuns = sql<{ id: string }>`
+      select id from assay.run where status in ('queued', 'running')`.pipe(
+      Effect.flatMap((rows) => finishRuns(rows.map((r) => r.id))),
+      orDieSql
+    )
+
+    return { claim, heartbeat, complete, sweep, cancelRun, requeue, release, settleRuns } as const
   })
 }) {}
 

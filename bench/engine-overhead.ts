@@ -1,0 +1,104 @@
+// Benchmark 1, engine overhead: the mock provider with no latency, 5,000 rows × 4 models, on real Postgres.
+// Time from run creation to the last cell succeeded (its events persisted); peak process memory.
+// Target: at least 2,000 cells/s, under 300 MB.
+import { SqlClient } from "@effect/sql"
+import { Effect, Stream } from "effect"
+import { LOCAL_USER_ID, type ModelConfigId } from "../src/domain/Ids.ts"
+import { Datasets } from "../src/services/Datasets.ts"
+import { Models } from "../src/services/Models.ts"
+import { Prompts } from "../src/services/Prompts.ts"
+import { Runs } from "../src/services/Runs.ts"
+import { csv, freshDatabase, services, withPeakRss, writeResult } from "./support.ts"
+
+const ROWS = Number(process.env.BENCH_ROWS ?? 5_000)
+const MODELS = 4
+
+const db = await freshDatabase("overhead")
+const runtime = services(db.url)
+try {
+  const setup = await runtime.runPromise(
+    Effect.gen(function* () {
+      const prompts = yield* Prompts
+      const datasets = yield* Datasets
+      const models = yield* Models
+      const prompt = yield* prompts.create(LOCAL_USER_ID, {
+        name: "Summarise",
+        type: "generator",
+        systemText: "You summarise.",
+        userTemplate: "Summarise {{text}} in one line.",
+        defaultParams: {}
+      })
+      const content = new TextEncoder().encode(
+        csv(ROWS, (i) => ({ text: `document ${i} about topic ${i % 97}` }))
+      )
+      const dataset = yield* datasets.upload(LOCAL_USER_ID, {
+        filename: "docs.csv",
+        contentType: "text/csv",
+        name: undefined,
+        content: Stream.make(content)
+      })
+      const modelIds: Array<ModelConfigId> = []
+      for (let i = 1; i <= MODELS; i++) {
+        const model = yield* models.create(LOCAL_USER_ID, {
+          provider: "mock",
+          model: `mock-${i}`,
+          baseUrl: null,
+          params: {},
+          inputPricePerMTok: 0,
+          outputPricePerMTok: 0,
+          requestsPerMinute: null,
+          tokensPerMinute: null,
+          maxConcurrency: null,
+          isDefault: false
+        })
+        modelIds.push(model.id)
+      }
+      return { promptId: prompt.id, datasetId: dataset.id, modelIds }
+    })
+  )
+
+  const total = ROWS * MODELS
+  const { value, peakRssMb } = await withPeakRss(() =>
+    runtime.runPromise(
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const runs = yield* Runs
+        const started = performance.now()
+        const run = yield* runs.create(LOCAL_USER_ID, {
+          promptId: setup.promptId,
+          datasetId: setup.datasetId,
+          modelIds: setup.modelIds,
+          graderPromptId: null,
+          graderModelId: null
+        })
+        const created = performance.now()
+        for (;;) {
+          const [row] = yield* sql<{ n: number }>`
+            select count(*)::int as n from assay.run_cell where run_id = ${run.id} and status = 'succeeded'`
+          if (row!.n >= total) break
+          yield* Effect.sleep("20 millis")
+        }
+        const finished = performance.now()
+        const [events] = yield* sql<{ n: number }>`
+          select count(*)::int as n from assay.run_cell_event where run_id = ${run.id} and event_type = 'succeeded'`
+        return { createMs: created - started, totalMs: finished - started, succeededEvents: events!.n }
+      })
+    )
+  )
+  const cellsPerSecond = Math.round(total / (value.totalMs / 1000))
+  writeResult("engine-overhead", {
+    rows: ROWS,
+    models: MODELS,
+    cells: total,
+    runCreationMs: Math.round(value.createMs),
+    totalMs: Math.round(value.totalMs),
+    cellsPerSecond,
+    succeededEvents: value.succeededEvents,
+    peakRssMb,
+    targets: { cellsPerSecond: 2000, peakRssMb: 300 },
+    pass: cellsPerSecond >= 2000 && peakRssMb < 300 && value.succeededEvents === total
+  })
+} finally {
+  await runtime.dispose()
+  await db.drop()
+}
