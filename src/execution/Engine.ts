@@ -128,6 +128,16 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
     const leaseMs = config.leaseMs
 
     const contexts = new Map<string, RunContext>()
+    // cells claimed for a gate that have not acquired it yet: the gate does not know of them, the claim must
+    const awaitingCells = new Map<string, string>()
+    const awaitingGate = new Map<string, number>()
+    const settleAwaiting = (cellId: string) => {
+      const key = awaitingCells.get(cellId)
+      if (key === undefined) return
+      awaitingCells.delete(cellId)
+      awaitingGate.set(key, (awaitingGate.get(key) ?? 1) - 1)
+    }
+    const gateTurn = new Map<string, number>()
     // a cell is in `running` from its claim until its result is queued; its fiber is known once forked
     const running = new Map<string, RunningCell>()
     const wake = yield* Queue.sliding<void>(1)
@@ -221,13 +231,18 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
       model: ModelSnapshot,
       prompt: { readonly system: string; readonly user: string },
       params: ModelParams,
-      attempt: number
+      attempt: number,
+      cellId?: string
     ) =>
       Effect.gen(function* () {
         const gate: Gate = yield* gateFor(context.ownerId, model)
         const apiKey: Redacted.Redacted<string> | undefined = yield* keyFor(context.ownerId, model.provider)
         const maxTokens = params.max_tokens ?? DEFAULT_MAX_TOKENS
-        const permit = yield* gate.acquire(estimateTokens(prompt.system + prompt.user) + maxTokens)
+        const permit = yield* gate
+          .acquire(estimateTokens(prompt.system + prompt.user) + maxTokens)
+          .pipe(
+            Effect.ensuring(cellId === undefined ? Effect.void : Effect.sync(() => settleAwaiting(cellId)))
+          )
         const exit = yield* adapterFor(model.provider)
           .complete({
             provider: model.provider,
@@ -323,7 +338,8 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
           model,
           prompt,
           mergeParams(model.params, context.prompt.defaultParams),
-          cell.attempt
+          cell.attempt,
+          cell.id
         ).pipe(Effect.either)
         if (Either.isLeft(result)) {
           const error = result.left
@@ -446,7 +462,12 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
               )
         ),
         Effect.asVoid,
-        Effect.ensuring(Effect.sync(() => running.delete(cell.id)).pipe(Effect.zipRight(signal)))
+        Effect.ensuring(
+          Effect.sync(() => {
+            running.delete(cell.id)
+            settleAwaiting(cell.id)
+          }).pipe(Effect.zipRight(signal))
+        )
       )
 
     // --- the dispatcher: claim what the gates can take now, fairly across runs ---
@@ -470,13 +491,16 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
       if (active.length === 0) return 0
       // group the run models by gate; within a gate, share its room equally between run models (so runs
       // share it round-robin); gates take turns at the process-wide budget
-      const byGate = new Map<string, { gate: Gate; runModels: Array<{ id: string; runnable: number }> }>()
+      const byGate = new Map<
+        string,
+        { key: string; gate: Gate; runModels: Array<{ id: string; runnable: number }> }
+      >()
       for (const rm of active) {
         const context = yield* loadContext(rm.run_id)
         const model = context.models.get(rm.id)
         if (!model) continue
         const key = gateKey(context.ownerId, model)
-        const entry = byGate.get(key) ?? { gate: yield* gateFor(context.ownerId, model), runModels: [] }
+        const entry = byGate.get(key) ?? { key, gate: yield* gateFor(context.ownerId, model), runModels: [] }
         entry.runModels.push({ id: rm.id, runnable: rm.runnable })
         byGate.set(key, entry)
       }
@@ -485,10 +509,16 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
       const ordered = [...gateList.slice(rotation), ...gateList.slice(0, rotation)]
       let budget = free
       const quotas: Array<{ runModelId: string; limit: number }> = []
-      for (const { gate, runModels } of ordered) {
+      const gateOf = new Map<string, string>()
+      for (const { key, gate, runModels: inOrder } of ordered) {
         if (budget <= 0) break
+        // run models take turns at being first, so a small run is not starved by older ones on the same gate
+        const turn = ((gateTurn.get(key) ?? -1) + 1) % inOrder.length
+        gateTurn.set(key, turn)
+        const runModels = [...inOrder.slice(turn), ...inOrder.slice(0, turn)]
+        for (const rm of runModels) gateOf.set(rm.id, key)
         const wanted = runModels.reduce((sum, rm) => sum + rm.runnable, 0)
-        let left = Math.min(yield* gate.available, budget, wanted)
+        let left = Math.min((yield* gate.available) - (awaitingGate.get(key) ?? 0), budget, wanted)
         if (left <= 0) continue
         budget -= left
         // equal shares, the leftover of small run models going to the others
@@ -510,6 +540,11 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
       const claimed = yield* queue.claim(worker, quotas, leaseMs)
       yield* publish(claimed.events)
       for (const cell of claimed.cells) {
+        const key = gateOf.get(cell.runModelId)
+        if (key !== undefined) {
+          awaitingCells.set(cell.id, key)
+          awaitingGate.set(key, (awaitingGate.get(key) ?? 0) + 1)
+        }
         const entry: RunningCell = { runId: cell.runId }
         running.set(cell.id, entry)
         entry.fiber = yield* FiberSet.run(fibers, runCell(cell))
@@ -563,12 +598,8 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
       }
       return off
     }
-    // several writers: result batches commit in parallel (each is fenced on its own cells' leases)
-    for (let i = 0; i < WRITERS; i++) yield* Effect.forkScoped(writer)
-    yield* Effect.forkScoped(dispatcher)
-    yield* Effect.forkScoped(heartbeat)
-    yield* Effect.forkScoped(sweeper)
-    // on shutdown: stop running cells and hand them back at once instead of waiting for their leases to expire
+    // on shutdown (added before the loops are forked, so it runs after they are interrupted): stop running
+    // cells and hand them back at once instead of waiting for their leases to expire
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
         yield* FiberSet.clear(fibers)
@@ -576,6 +607,11 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
         yield* Effect.logInfo("engine stopped").pipe(Effect.annotateLogs({ worker, released }))
       }).pipe(Effect.catchAllCause((cause) => Effect.logError("engine: release on shutdown failed", cause)))
     )
+    // several writers: result batches commit in parallel (each is fenced on its own cells' leases)
+    for (let i = 0; i < WRITERS; i++) yield* Effect.forkScoped(writer)
+    yield* Effect.forkScoped(dispatcher)
+    yield* Effect.forkScoped(heartbeat)
+    yield* Effect.forkScoped(sweeper)
     yield* Effect.logInfo("engine started").pipe(Effect.annotateLogs({ worker, workers: config.workers }))
 
     const on: EngineShape = {

@@ -181,7 +181,7 @@ export class RunCells extends Effect.Service<RunCells>()("assay/RunCells", {
       }
       const events = yield* sql<CellEventRow>`
         select id::text as id, run_id, run_cell_id, event_type, payload, created_at
-        from assay.run_cell_event where run_cell_id = ${cellId} order by id`.pipe(orDieSql)
+        from assay.run_cell_event where run_cell_id = ${cellId} order by run_cell_event.id`.pipe(orDieSql)
       return new CellDetail({
         ...cellFields(row),
         maxAttempts: row.max_attempts,

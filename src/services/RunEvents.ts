@@ -153,7 +153,7 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
             from assay.run_cell_event
             where id > ${from.toString()}::bigint
               ${below === null ? sql`` : sql`and id < ${below.toString()}::bigint`}
-            order by id
+            order by run_cell_event.id
             limit ${READ_BATCH}`.pipe(orDieSql)
           for (const row of rows) {
             const id = BigInt(row.id)
@@ -304,7 +304,7 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
         select id::text as id, run_id, run_cell_id, event_type, payload, created_at
         from assay.run_cell_event
         where run_id = ${runId} and id > ${after.toString()}::bigint and id <= ${ceiling.toString()}::bigint
-        order by id
+        order by run_cell_event.id
         limit ${READ_BATCH}`.pipe(orDieSql)
 
     /**
