@@ -55,6 +55,7 @@ const estimateTokens = (text: string) => Math.ceil(text.length / 4)
 
 const DEFAULT_MAX_TOKENS = 1024
 const WRITERS = 3
+const KEY_CACHE_MS = 10_000
 
 /** One gate per provider endpoint, key (the owner's) and model. */
 const gateKey = (ownerId: string, model: ModelSnapshot) =>
@@ -185,8 +186,23 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
         maxConcurrency: model.maxConcurrency ?? undefined
       })
 
+    // keys change rarely; resolving one per call would cost a query per cell
+    const keyCache = new Map<
+      string,
+      { readonly key: Redacted.Redacted<string> | undefined; readonly until: number }
+    >()
     const keyFor = (ownerId: string, provider: Provider) =>
-      keys.resolve(ownerId as never, provider).pipe(Effect.map(Option.getOrUndefined))
+      Effect.suspend(() => {
+        const cacheKey = `${ownerId}|${provider}`
+        const cached = keyCache.get(cacheKey)
+        if (cached && cached.until > Date.now()) return Effect.succeed(cached.key)
+        return keys.resolve(ownerId as never, provider).pipe(
+          Effect.map(Option.getOrUndefined),
+          Effect.tap((key) =>
+            Effect.sync(() => keyCache.set(cacheKey, { key, until: Date.now() + KEY_CACHE_MS }))
+          )
+        )
+      })
 
     // --- the writer: results of many cells in one transaction ---
     interface Pending {
