@@ -95,6 +95,14 @@ describe("configuration", () => {
     }
   )
 
+  it("accepts log levels by Effect's labels and the usual names, in any case", async () => {
+    expect((await ok({ LOG_LEVEL: "Warning" })).logLevel).toEqual(LogLevel.Warning)
+    expect((await ok({ LOG_LEVEL: "WARN" })).logLevel).toEqual(LogLevel.Warning)
+    expect((await ok({ LOG_LEVEL: "none" })).logLevel).toEqual(LogLevel.None)
+    expect((await ok({ LOG_LEVEL: "OFF" })).logLevel).toEqual(LogLevel.None)
+    expect((await ok({ LOG_LEVEL: "trace" })).logLevel).toEqual(LogLevel.Trace)
+  })
+
   it("accepts the encryption key as hex or base64", async () => {
     const hex = await ok({ ASSAY_ENCRYPTION_KEY: "0f".repeat(32) })
     const b64 = await ok({ ASSAY_ENCRYPTION_KEY: Buffer.alloc(32, 15).toString("base64") })

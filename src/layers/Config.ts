@@ -136,6 +136,20 @@ const positive = (name: string, fallback: number, max: number) =>
     Config.withDefault(fallback)
   )
 
+/** Effect's labels (WARN, OFF) and the usual names (warning, none), in any case. */
+const LOG_LEVELS: Record<string, LogLevel.LogLevel> = {
+  all: LogLevel.All,
+  trace: LogLevel.Trace,
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warn: LogLevel.Warning,
+  warning: LogLevel.Warning,
+  error: LogLevel.Error,
+  fatal: LogLevel.Fatal,
+  none: LogLevel.None,
+  off: LogLevel.None
+}
+
 const base = Config.all({
   host: Config.string("ASSAY_HOST").pipe(
     Config.validate({ message: "must not be empty", validation: (s) => s.trim() !== "" }),
@@ -155,7 +169,20 @@ const base = Config.all({
   encryptionKey,
   openaiApiKey: optionalSecret("OPENAI_API_KEY"),
   anthropicApiKey: optionalSecret("ANTHROPIC_API_KEY"),
-  logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
+  logLevel: Config.string("LOG_LEVEL").pipe(
+    Config.mapOrFail((text) => {
+      const level = LOG_LEVELS[text.trim().toLowerCase()]
+      return level
+        ? Either.right(level)
+        : Either.left(
+            ConfigError.InvalidData(
+              [],
+              `must be one of ${Object.keys(LOG_LEVELS).join(", ")} (got "${text}")`
+            )
+          )
+    }),
+    Config.withDefault(LogLevel.Info)
+  ),
   logFormat: Config.literal("json", "pretty")("ASSAY_LOG_FORMAT").pipe(Config.withDefault("json" as const)),
   shutdownTimeoutMs,
   storage: Config.literal("local", "supabase")("ASSAY_STORAGE").pipe(Config.withDefault("local" as const)),
