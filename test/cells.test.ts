@@ -4,13 +4,13 @@ import { Chunk, DateTime, Effect, Either, Fiber, Layer, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { CellEvent, type CellEventType } from "../src/domain/Cell.ts"
+import { CellEvent } from "../src/domain/Cell.ts"
 import { LOCAL_USER_ID, type RunCellId, type RunId } from "../src/domain/Ids.ts"
 import { Routes } from "../src/layers/Http.ts"
 import { ServicesLive } from "../src/layers/Services.ts"
-import { type CellEventRow, RunEvents, RunEventsSettings, toCellEvent } from "../src/services/RunEvents.ts"
+import { RunEvents, RunEventsSettings } from "../src/services/RunEvents.ts"
 import { api, rpcClient, signToken, supabaseEnv } from "./support/TestApp.ts"
-import { seedRun } from "./support/fixtures.ts"
+import { insertEvent, seedRun } from "./support/fixtures.ts"
 import { testConfig } from "./support/TestConfig.ts"
 import { testDatabases } from "./support/TestDatabase.ts"
 import { BaseUrl, testServer, type TestDb } from "./support/TestServer.ts"
@@ -41,16 +41,6 @@ const seedRunFor = (owner: string, rows: number) =>
     yield* sql`update assay.run set owner_id = ${owner} where id = ${run.runId}`
     return run
   })
-
-const insertEvent = (runId: string, cellId: string, type: CellEventType, payload: unknown = {}) =>
-  Effect.flatMap(
-    SqlClient.SqlClient,
-    (sql) =>
-      sql<CellEventRow>`
-      insert into assay.run_cell_event (run_id, run_cell_id, event_type, payload)
-      values (${runId}, ${cellId}, ${type}, ${JSON.stringify(payload)}::jsonb)
-      returning id::text as id, run_id, run_cell_id, event_type, payload, created_at`
-  ).pipe(Effect.map((rows) => toCellEvent(rows[0]!)))
 
 /** Sets `updated_at` as given, bypassing the touch trigger (as a transaction that started earlier would). */
 const setUpdatedAt = (cellIds: ReadonlyArray<string>, at: (index: number) => string) =>

@@ -4,40 +4,26 @@ import { Chunk, Context, Deferred, Effect, Fiber, Layer, Redacted, Stream } from
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import type { CellEvent, CellEventType } from "../src/domain/Cell.ts"
+import type { CellEvent } from "../src/domain/Cell.ts"
 import { LOCAL_USER_ID, type RunId } from "../src/domain/Ids.ts"
 import * as Database from "../src/layers/Database.ts"
 import { Routes } from "../src/layers/Http.ts"
 import { ServicesLive } from "../src/layers/Services.ts"
-import {
-  type CellEventRow,
-  RunEvents,
-  RunEventsSettings,
-  type RunEventsSettingsShape,
-  toCellEvent
-} from "../src/services/RunEvents.ts"
-import { seedRun } from "./support/fixtures.ts"
+import { RunEvents, RunEventsSettings, type RunEventsSettingsShape } from "../src/services/RunEvents.ts"
+import { insertEvent, seedRun } from "./support/fixtures.ts"
 import { testConfig } from "./support/TestConfig.ts"
 import { adminUrl, testDatabases } from "./support/TestDatabase.ts"
 import { BaseUrl, testServer, type TestDb } from "./support/TestServer.ts"
 
 const settings: RunEventsSettingsShape = { keepAliveMs: 300, pollIntervalMs: 200, gapTimeoutMs: 400 }
 
-const insertEvent = (runId: string, cellId: string, type: CellEventType = "started", payload: unknown = {}) =>
-  Effect.flatMap(
-    SqlClient.SqlClient,
-    (sql) =>
-      sql<CellEventRow>`
-      insert into assay.run_cell_event (run_id, run_cell_id, event_type, payload)
-      values (${runId}, ${cellId}, ${type}, ${JSON.stringify(payload)}::jsonb)
-      returning id::text as id, run_id, run_cell_id, event_type, payload, created_at`
-  ).pipe(Effect.map((rows) => toCellEvent(rows[0]!)))
-
 const eventIdsOf = (runId: string) =>
   Effect.flatMap(
     SqlClient.SqlClient,
     (sql) =>
-      sql<{ id: string }>`select id::text as id from assay.run_cell_event where run_id = ${runId} order by id`
+      sql<{
+        id: string
+      }>`select id::text as id from assay.run_cell_event where run_id = ${runId} order by run_cell_event.id`
   ).pipe(Effect.map((rows) => rows.map((r) => r.id)))
 
 /** Collects a stream's elements as they arrive, so a test can look at them while it runs. */

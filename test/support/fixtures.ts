@@ -1,5 +1,7 @@
-import type { SqlClient } from "@effect/sql"
+import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import type { CellEventType } from "../../src/domain/Cell.ts"
+import { type CellEventRow, toCellEvent } from "../../src/services/RunEvents.ts"
 
 const hash = (text: string) => new Bun.CryptoHasher("sha256").update(text).digest("hex")
 
@@ -74,3 +76,19 @@ export const seedRun = (
       cellIds
     } satisfies SeededRun
   })
+
+/** One event written straight to the table (not published), as the engine's writer would. */
+export const insertEvent = (
+  runId: string,
+  cellId: string,
+  type: CellEventType = "started",
+  payload: unknown = {}
+) =>
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql<CellEventRow>`
+      insert into assay.run_cell_event (run_id, run_cell_id, event_type, payload)
+      values (${runId}, ${cellId}, ${type}, ${JSON.stringify(payload)}::jsonb)
+      returning id::text as id, run_id, run_cell_id, event_type, payload, created_at`
+  ).pipe(Effect.map((rows) => toCellEvent(rows[0]!)))
