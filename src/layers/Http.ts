@@ -16,6 +16,7 @@ import { ApiKeysHttp, ModelsHttp } from "../http/models.ts"
 import { PromptsHttp } from "../http/prompts.ts"
 import { RpcHandlers } from "../http/rpc.ts"
 import { RunsHttp } from "../http/runs.ts"
+import { WebRoutes } from "../http/Web.ts"
 import { AppConfig } from "./Config.ts"
 
 /** REST at /api/v1 (OpenAPI at /api/v1/openapi.json, docs at /docs). */
@@ -39,8 +40,8 @@ export const RpcRoutes = RpcServer.layerHttpRouter({
   Layer.provide(RpcSerialization.layerNdjson)
 )
 
-/** Every route of the app. */
-export const Routes = Layer.mergeAll(HealthRoute, MetricsRoute, RestRoutes, RpcRoutes)
+/** Every route of the app; the web app takes every GET path no other route does. */
+export const Routes = Layer.mergeAll(HealthRoute, MetricsRoute, RestRoutes, RpcRoutes, WebRoutes)
 
 /** The Bun server on ASSAY_HOST:ASSAY_PORT; request bodies may be as large as an upload may be. */
 export const ServerLayer = Layer.unwrapEffect(

@@ -1,0 +1,1 @@
+export const DatasetPage = ({ id }: { readonly id: string }) => <div className="page">{id}</div>

@@ -1,0 +1,1 @@
+export const PromptPage = ({ id }: { readonly id: string }) => <div className="page">{id}</div>

@@ -1,0 +1,1 @@
+export const PromptsPage = () => <div className="page" />

@@ -1,0 +1,1 @@
+export const NewRunPage = () => <div className="page" />

@@ -1,0 +1,1 @@
+export const RunPage = ({ id }: { readonly id: string }) => <div className="page">{id}</div>
