@@ -1,7 +1,7 @@
 import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { AppConfig } from "../layers/Config.ts"
-import { lookup } from "./WebAssets.ts"
+import { WebAssets } from "./WebAssets.ts"
 
 /** Paths that belong to the API: an unknown one is a JSON 404, never the web app's page. */
 const API_PREFIXES = ["/api/", "/rpc", "/docs", "/metrics", "/healthz"]
@@ -35,6 +35,7 @@ const serveFile = (file: string, cache: string) => {
 export const WebRoutes = Layer.unwrapEffect(
   Effect.gen(function* () {
     const config = yield* AppConfig
+    const { lookup } = yield* WebAssets
     const appConfig = {
       authMode: config.authMode,
       supabaseUrl: Option.getOrNull(Option.map(config.supabaseUrl, (url) => url.href)),

@@ -17,6 +17,7 @@ import { PromptsHttp } from "../http/prompts.ts"
 import { RpcHandlers } from "../http/rpc.ts"
 import { RunsHttp } from "../http/runs.ts"
 import { WebRoutes } from "../http/Web.ts"
+import * as WebAssets from "../http/WebAssets.ts"
 import { AppConfig } from "./Config.ts"
 
 /** REST at /api/v1 (OpenAPI at /api/v1/openapi.json, docs at /docs). */
@@ -41,7 +42,13 @@ export const RpcRoutes = RpcServer.layerHttpRouter({
 )
 
 /** Every route of the app; the web app takes every GET path no other route does. */
-export const Routes = Layer.mergeAll(HealthRoute, MetricsRoute, RestRoutes, RpcRoutes, WebRoutes)
+export const Routes = Layer.mergeAll(
+  HealthRoute,
+  MetricsRoute,
+  RestRoutes,
+  RpcRoutes,
+  WebRoutes.pipe(Layer.provide(WebAssets.layer))
+)
 
 /** The Bun server on ASSAY_HOST:ASSAY_PORT; request bodies may be as large as an upload may be. */
 export const ServerLayer = Layer.unwrapEffect(
