@@ -12,18 +12,18 @@ if (!fs.existsSync(path.join(webDir, "index.html"))) {
   process.exit(1)
 }
 
-// The entry of the executable: registers every web file, imported `with { type: "file" }` so the compiler embeds
-// it, then runs the server's own entry. Generated because the file names carry content hashes.
+// The executable's entry: first a module that registers every web file, imported `with { type: "file" }` so the
+// compiler embeds it, then the server's own entry (static imports evaluate in order, so the files are registered
+// before the server starts). Generated because the file names carry content hashes.
 const files = fs
   .readdirSync(webDir, { recursive: true, withFileTypes: true })
   .filter((entry) => entry.isFile())
   .map((entry) => path.join(entry.parentPath, entry.name))
 const buildDir = path.join(root, "dist", ".build")
 fs.mkdirSync(buildDir, { recursive: true })
-const entry = path.join(buildDir, "entry.ts")
 const json = (value: string) => JSON.stringify(value)
 fs.writeFileSync(
-  entry,
+  path.join(buildDir, "web-files.ts"),
   [
     `import { registerEmbedded } from ${json(path.join(root, "src/http/WebAssets.ts"))}`,
     ...files.map((file, i) => `import f${i} from ${json(file)} with { type: "file" }`),
@@ -32,10 +32,11 @@ fs.writeFileSync(
       (file, i) => `  ${json("/" + path.relative(webDir, file).split(path.sep).join("/"))}: f${i},`
     ),
     `})`,
-    `await import(${json(path.join(root, "src/main.ts"))})`,
     ""
   ].join("\n")
 )
+const entry = path.join(buildDir, "entry.ts")
+fs.writeFileSync(entry, `import "./web-files.ts"\nimport ${json(path.join(root, "src/main.ts"))}\n`)
 
 const started = performance.now()
 const proc = Bun.spawn([process.execPath, "build", "--compile", "--minify", entry, "--outfile", outfile], {
