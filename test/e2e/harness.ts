@@ -24,14 +24,17 @@ export const screenshotDir = path.resolve(
   process.env.ASSAY_SCREENSHOTS ?? path.join("test", ".tmp", "screenshots")
 )
 
+/** Screenshots of failed steps: never committed. */
+export const failureDir = path.join(root, "test", ".tmp", "e2e-failures")
+
 interface Exit {
   readonly code: number | null
   readonly signal: NodeJS.Signals | null
 }
 
-const run = (args: ReadonlyArray<string>, cwd: string) =>
+const run = (args: ReadonlyArray<string>, cwd: string, env: NodeJS.ProcessEnv) =>
   new Promise<{ readonly exit: Exit; readonly output: string }>((resolve, reject) => {
-    const child = spawn(bun, args, { cwd, stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(bun, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] })
     let output = ""
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()))
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()))
@@ -39,9 +42,13 @@ const run = (args: ReadonlyArray<string>, cwd: string) =>
     child.on("exit", (code, signal) => resolve({ exit: { code, signal }, output }))
   })
 
-/** `bun scripts/build-web.ts`: what `npm start` serves (it writes frontend/dist). */
+/**
+ * `bun scripts/build-web.ts`: what `npm start` serves (it writes frontend/dist). Vitest sets NODE_ENV=test, and
+ * Bun's bundler lets an inherited NODE_ENV win over `--production`: React would be its development build.
+ */
 export const buildWebApp = async () => {
-  const { exit, output } = await run([path.join(root, "scripts", "build-web.ts")], root)
+  const env = { ...process.env, NODE_ENV: "production" }
+  const { exit, output } = await run([path.join(root, "scripts", "build-web.ts")], root, env)
   if (exit.code !== 0) throw new Error(`the web build failed (exit ${exit.code}):\n${output}`)
   return output.trim()
 }
@@ -143,32 +150,48 @@ export const launchChromium = (): Promise<Browser> =>
   })
 
 /**
- * Every console error, uncaught page error and 5xx answer in a page, so the test fails on them. A step that
- * provokes an error on purpose wraps itself in `allowing(pattern, step)`: matching console errors are accepted
+ * Every console error, uncaught page error, 5xx answer and error toast in a page, so the test fails on them (the
+ * app shows every backend failure as a toast, so an unexpected one is a failed step even when the UI recovers). A
+ * step that provokes an error on purpose wraps itself in `allowing(patterns, step)`: matching errors are accepted
  * while it runs, and only then.
  */
 export class BrowserErrors {
   private readonly seen: Array<string> = []
-  private allowed: Array<RegExp> = []
+  private allowed: ReadonlyArray<RegExp> = []
 
-  watch(page: Page) {
+  private record(text: string) {
+    if (!this.allowed.some((pattern) => pattern.test(text))) this.seen.push(text)
+  }
+
+  async watch(page: Page) {
     page.on("console", (message: ConsoleMessage) => {
-      if (message.type() !== "error") return
-      const text = `console error: ${message.text()} (${message.location().url})`
-      if (!this.allowed.some((pattern) => pattern.test(text))) this.seen.push(text)
+      if (message.type() === "error")
+        this.record(`console error: ${message.text()} (${message.location().url})`)
     })
-    page.on("pageerror", (error) => this.seen.push(`page error: ${error.stack ?? error.message}`))
+    page.on("pageerror", (error) => this.record(`page error: ${error.stack ?? error.message}`))
     page.on("response", (response) => {
-      if (response.status() >= 500) this.seen.push(`${response.status()} from ${response.url()}`)
+      if (response.status() >= 500) this.record(`${response.status()} from ${response.url()}`)
+    })
+    await page.exposeBinding("__assayErrorToast", (_source, text: string) =>
+      this.record(`error toast: ${text}`)
+    )
+    await page.addInitScript(() => {
+      const report = (window as unknown as { __assayErrorToast: (text: string) => void }).__assayErrorToast
+      new MutationObserver((mutations) => {
+        for (const mutation of mutations)
+          for (const node of mutation.addedNodes)
+            if (node instanceof HTMLElement && node.matches(".toast-error")) report(node.textContent ?? "")
+      }).observe(document, { childList: true, subtree: true })
     })
   }
 
-  async allowing<A>(pattern: RegExp, step: () => Promise<A>): Promise<A> {
-    this.allowed = [...this.allowed, pattern]
+  async allowing<A>(patterns: ReadonlyArray<RegExp>, step: () => Promise<A>): Promise<A> {
+    const before = this.allowed
+    this.allowed = [...before, ...patterns]
     try {
       return await step()
     } finally {
-      this.allowed = this.allowed.filter((entry) => entry !== pattern)
+      this.allowed = before
     }
   }
 
