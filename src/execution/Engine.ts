@@ -2,7 +2,6 @@ import { SqlClient } from "@effect/sql"
 import {
   Cause,
   Chunk,
-  Deferred,
   Duration,
   Effect,
   Either,
@@ -54,7 +53,20 @@ interface RunContext {
 const estimateTokens = (text: string) => Math.ceil(text.length / 4)
 
 const DEFAULT_MAX_TOKENS = 1024
+/**
+ * Adapters whose answer is bounded by the request's timeout by construction: the mock waits at most that long and
+ * never touches the network. The engine's own deadline (a race of two more fibers per call) guards the network
+ * adapters, whose SDK timeouts do not cover every way a response can stall; for the mock it would only cost.
+ */
+const SELF_TIMED: ReadonlySet<Provider> = new Set(["mock"])
 const WRITERS = 3
+/** Results in one write: large batches make few, cheap statements. */
+const WRITE_BATCH = 500
+/**
+ * Results waiting for a writer, at most: a full batch for each. A cell whose result finds the backlog full waits
+ * in its slot, so claiming slows down to the writers' pace instead of piling finished cells up in memory.
+ */
+const RESULT_BACKLOG = WRITERS * WRITE_BATCH
 const KEY_CACHE_MS = 10_000
 
 /** One gate per provider endpoint, key (the owner's) and model. */
@@ -179,11 +191,19 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
         return context
       }).pipe(orDieSql)
 
+    // a run's model snapshots never change: each configures its gate once, not on every call
+    const gateCache = new WeakMap<ModelSnapshot, Gate>()
     const gateFor = (ownerId: string, model: ModelSnapshot) =>
-      gates.get(gateKey(ownerId, model), {
-        requestsPerMinute: model.requestsPerMinute ?? undefined,
-        tokensPerMinute: model.tokensPerMinute ?? undefined,
-        maxConcurrency: model.maxConcurrency ?? undefined
+      Effect.suspend(() => {
+        const cached = gateCache.get(model)
+        if (cached !== undefined) return Effect.succeed(cached)
+        return gates
+          .get(gateKey(ownerId, model), {
+            requestsPerMinute: model.requestsPerMinute ?? undefined,
+            tokensPerMinute: model.tokensPerMinute ?? undefined,
+            maxConcurrency: model.maxConcurrency ?? undefined
+          })
+          .pipe(Effect.tap((gate) => Effect.sync(() => gateCache.set(model, gate))))
       })
 
     // keys change rarely; resolving one per call would cost a query per cell
@@ -204,42 +224,25 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
         )
       })
 
-    // --- the writer: results of many cells in one transaction ---
-    interface Pending {
-      readonly update: CellUpdate
-      readonly written: Deferred.Deferred<void>
-    }
-    const results = yield* Queue.unbounded<Pending>()
-    const writeBatch = (batch: ReadonlyArray<Pending>) =>
-      queue
-        .complete(
-          worker,
-          batch.map((p) => p.update)
-        )
-        .pipe(
-          Effect.flatMap((done) => {
-            for (const finished of done.finishedRuns) contexts.delete(finished)
-            return publish(done.events)
-          }),
-          Effect.ensuring(
-            Effect.forEach(batch, (p) => Deferred.succeed(p.written, undefined), { discard: true })
-          )
-        )
+    // --- the writers: results of many cells in one statement ---
+    const results = yield* Queue.bounded<CellUpdate>(RESULT_BACKLOG)
+    const writeBatch = (batch: ReadonlyArray<CellUpdate>) =>
+      queue.complete(worker, batch).pipe(
+        Effect.flatMap((done) => {
+          for (const finished of done.finishedRuns) contexts.delete(finished)
+          return publish(done.events)
+        })
+      )
     const writer = Effect.gen(function* () {
       const first = yield* Queue.take(results)
-      const rest = yield* Queue.takeUpTo(results, 499)
+      const rest = yield* Queue.takeUpTo(results, WRITE_BATCH - 1)
       yield* writeBatch([first, ...Chunk.toReadonlyArray(rest)]).pipe(
         Effect.catchAllCause((cause) => Effect.logError("engine: writing results failed", cause))
       )
       yield* signal
     }).pipe(Effect.forever)
 
-    const finish = (update: CellUpdate) =>
-      Effect.gen(function* () {
-        const written = yield* Deferred.make<void>()
-        yield* Queue.offer(results, { update, written })
-        return written
-      })
+    const finish = (update: CellUpdate) => Queue.offer(results, update)
 
     // --- one provider call through its gate ---
     const call = (
@@ -259,27 +262,29 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
           .pipe(
             Effect.ensuring(cellId === undefined ? Effect.void : Effect.sync(() => settleAwaiting(cellId)))
           )
-        const exit = yield* adapterFor(model.provider)
-          .complete({
-            provider: model.provider,
-            model: model.model,
-            baseUrl: model.baseUrl,
-            apiKey,
-            system: prompt.system,
-            user: prompt.user,
-            params,
-            attempt,
-            timeout: Duration.millis(config.providerTimeoutMs)
-          })
-          .pipe(
-            Effect.timeoutFail({
-              duration: Duration.millis(config.providerTimeoutMs + 5_000),
-              onTimeout: () =>
-                new ProviderError({ code: "timeout", message: "The provider did not answer in time." })
-            }),
-            Effect.onInterrupt(() => permit.release({ _tag: "Canceled" })),
-            Effect.exit
-          )
+        const answer = adapterFor(model.provider).complete({
+          provider: model.provider,
+          model: model.model,
+          baseUrl: model.baseUrl,
+          apiKey,
+          system: prompt.system,
+          user: prompt.user,
+          params,
+          attempt,
+          timeout: Duration.millis(config.providerTimeoutMs)
+        })
+        const exit = yield* (
+          SELF_TIMED.has(model.provider)
+            ? answer
+            : Effect.timeoutFail(answer, {
+                duration: Duration.millis(config.providerTimeoutMs + 5_000),
+                onTimeout: () =>
+                  new ProviderError({ code: "timeout", message: "The provider did not answer in time." })
+              })
+        ).pipe(
+          Effect.onInterrupt(() => permit.release({ _tag: "Canceled" })),
+          Effect.exit
+        )
         yield* permit.release(outcomeOf(exit))
         stats.recordCall(model.provider, exit)
         return yield* exit
@@ -572,9 +577,14 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
       const claimed = yield* dispatchOnce.pipe(
         Effect.catchAllCause((cause) => Effect.logError("engine: dispatch failed", cause).pipe(Effect.as(0)))
       )
-      // nothing to do, or no room: sleep until something changes (a result, a new run) or a short poll
+      // nothing to do, or no room: sleep until something changes (a result, a new run), a gate gets room with
+      // time alone (a pause ends, a bucket refills, a cold gate's ramp widens), or a short poll
       if (claimed === 0) {
-        yield* Queue.take(wake).pipe(Effect.timeout("200 millis"), Effect.ignore)
+        const opensInMs = yield* gates.opensInMs
+        yield* Queue.take(wake).pipe(
+          Effect.timeout(Duration.millis(Math.min(200, opensInMs ?? 200))),
+          Effect.ignore
+        )
       }
     }).pipe(Effect.forever)
 

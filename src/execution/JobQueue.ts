@@ -1,5 +1,7 @@
 import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { DateTime, Effect } from "effect"
+import { CellEvent, type CellEventType } from "../domain/Cell.ts"
+import type { RunCellId, RunId } from "../domain/Ids.ts"
 import { orDieSql } from "../services/SqlFailure.ts"
 
 /** A cell this worker now holds a lease on. */
@@ -14,14 +16,7 @@ export interface ClaimedCell {
 }
 
 /** An event as written: published to live subscribers once its transaction has committed. */
-export interface WrittenEvent {
-  readonly id: string
-  readonly runId: string
-  readonly cellId: string
-  readonly type: string
-  readonly payload: unknown
-  readonly createdAt: Date
-}
+export type WrittenEvent = CellEvent
 
 export interface CellUpdate {
   readonly id: string
@@ -62,16 +57,68 @@ interface EventRow {
   readonly created_at: Date
 }
 
-const toEvent = (row: EventRow): WrittenEvent => ({
-  id: String(row.id),
-  runId: row.run_id,
-  cellId: row.run_cell_id,
-  type: row.event_type,
-  payload: row.payload,
-  createdAt: row.created_at
-})
+/*
+ * Events built from our own rows (or from values we just wrote) skip the schema check: validating every event
+ * of a large run costs more than writing it.
+ */
+const makeEvent = (
+  id: string,
+  runId: string,
+  cellId: string,
+  type: string,
+  payload: unknown,
+  createdAt: DateTime.Utc
+): WrittenEvent =>
+  new CellEvent(
+    {
+      id,
+      runId: runId as RunId,
+      cellId: cellId as RunCellId,
+      type: type as CellEventType,
+      payload,
+      createdAt
+    },
+    true
+  )
 
-const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value))
+const toEvent = (row: EventRow): WrittenEvent =>
+  makeEvent(
+    String(row.id),
+    row.run_id,
+    row.run_cell_id,
+    row.event_type,
+    row.payload,
+    DateTime.unsafeFromDate(row.created_at)
+  )
+
+/** A result's columns as the write statement reads them; absent keys are nulls, so nulls are left out. */
+const resultFields = (u: CellUpdate) => {
+  const fields: Record<string, unknown> = {
+    status: u.status,
+    events: u.events.map((e) => ({ type: e.type, payload: e.payload ?? {} }))
+  }
+  const put = (key: string, value: unknown) => {
+    if (value !== undefined && value !== null) fields[key] = value
+  }
+  put("retry_ms", u.retryInMs)
+  put("rendered_prompt", u.renderedPrompt)
+  put("output_raw", u.outputRaw)
+  put("output_parsed", u.outputParsed)
+  put("tokens_in", u.tokensIn)
+  put("tokens_out", u.tokensOut)
+  put("cost_usd", u.costUsd)
+  put("latency_ms", u.latencyMs)
+  put("grade", u.grade)
+  put("grade_score", u.gradeScore)
+  put("grade_reason", u.gradeReason)
+  put("grader_output_raw", u.graderOutputRaw)
+  put("grade_error", u.gradeError)
+  put("grader_tokens_in", u.graderTokensIn)
+  put("grader_tokens_out", u.graderTokensOut)
+  put("error_code", u.errorCode)
+  put("error_message", u.errorMessage)
+  return fields
+}
 
 /**
  * The durable job queue: cells are the jobs. Claims take batches with `FOR UPDATE SKIP LOCKED` and a lease
@@ -81,8 +128,13 @@ const json = (value: unknown) => (value === undefined ? null : JSON.stringify(va
 export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
+    /** The transaction's time (every event's `created_at`) as epoch milliseconds: a number, no date parsing. */
+    const epochMs = sql.literal("(extract(epoch from now()) * 1000)::float8")
 
-    /** Claims up to `limit` runnable cells per run model, oldest first within each. */
+    /**
+     * Claims up to `limit` runnable cells per run model, oldest first within each: one statement takes the
+     * cells, writes their `started` events and marks their runs running.
+     */
     const claim = Effect.fn("JobQueue.claim")(function* (
       worker: string,
       quotas: ReadonlyArray<Quota>,
@@ -94,76 +146,74 @@ export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
         ", ",
         false
       )(wanted.map((q) => sql`(${q.runModelId}::uuid, ${q.limit}::int)`))
-      return yield* sql
-        .withTransaction(
-          Effect.gen(function* () {
-            const rows = yield* sql<{
-              id: string
-              run_id: string
-              run_model_id: string
-              row_index: number
-              attempt: number
-              max_attempts: number
-              row_values: Record<string, unknown> | null
-              event_id: string
-              event_at: Date
-            }>`
-              with quota (run_model_id, n) as (values ${quotaRows}),
-              picked as (
-                select c.id from quota q cross join lateral (
-                  select id from assay.run_cell
-                  where run_model_id = q.run_model_id and status = 'queued' and next_attempt_at <= now()
-                  order by next_attempt_at, row_index
-                  limit q.n
-                  for update skip locked
-                ) c
-              ),
-              claimed as (
-                update assay.run_cell rc
-                set status = 'running', lease_owner = ${worker},
-                    lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
-                    attempt = rc.attempt + 1, started_at = coalesce(rc.started_at, now())
-                from picked where rc.id = picked.id
-                returning rc.id, rc.run_id, rc.run_model_id, rc.dataset_row_id, rc.row_index, rc.attempt, rc.max_attempts
-              ),
-              started as (
-                insert into assay.run_cell_event (run_id, run_cell_id, event_type, payload)
-                select run_id, id, 'started', jsonb_build_object('attempt', attempt) from claimed
-                returning id, run_cell_id, created_at
-              )
-              select c.id, c.run_id, c.run_model_id, c.row_index, c.attempt, c.max_attempts,
-                     dr.values as row_values, s.id as event_id, s.created_at as event_at
-              from claimed c
-              join started s on s.run_cell_id = c.id
-              left join assay.dataset_row dr on dr.id = c.dataset_row_id
-              order by s.id`
-            if (rows.length > 0) {
-              const runIds = [...new Set(rows.map((r) => r.run_id))]
-              yield* sql`update assay.run set status = 'running', started_at = coalesce(started_at, now())
-                         where ${sql.in("id", runIds)} and status = 'queued'`
-            }
-            return {
-              cells: rows.map((r): ClaimedCell => ({
-                id: r.id,
-                runId: r.run_id,
-                runModelId: r.run_model_id,
-                rowIndex: r.row_index,
-                attempt: r.attempt,
-                maxAttempts: r.max_attempts,
-                rowValues: r.row_values
-              })),
-              events: rows.map((r): WrittenEvent => ({
-                id: String(r.event_id),
-                runId: r.run_id,
-                cellId: r.id,
-                type: "started",
-                payload: { attempt: r.attempt },
-                createdAt: r.event_at
-              }))
-            }
-          })
+      const rows = yield* sql<{
+        id: string
+        run_id: string
+        run_model_id: string
+        row_index: number
+        attempt: number
+        max_attempts: number
+        row_values: Record<string, unknown> | null
+        event_id: string
+        event_at: number
+      }>`
+        with quota (run_model_id, n) as (values ${quotaRows}),
+        picked as (
+          select c.id from quota q cross join lateral (
+            select id from assay.run_cell
+            where run_model_id = q.run_model_id and status = 'queued' and next_attempt_at <= now()
+            order by next_attempt_at, row_index
+            limit q.n
+            for update skip locked
+          ) c
+        ),
+        claimed as (
+          update assay.run_cell rc
+          set status = 'running', lease_owner = ${worker},
+              lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
+              attempt = rc.attempt + 1, started_at = coalesce(rc.started_at, now())
+          from picked where rc.id = picked.id
+          returning rc.id, rc.run_id, rc.run_model_id, rc.dataset_row_id, rc.row_index, rc.attempt, rc.max_attempts
+        ),
+        started as (
+          insert into assay.run_cell_event (run_id, run_cell_id, event_type, payload)
+          select run_id, id, 'started', jsonb_build_object('attempt', attempt) from claimed
+          returning id, run_cell_id
+        ),
+        run_started as (
+          update assay.run set status = 'running', started_at = coalesce(started_at, now())
+          where id in (select run_id from claimed) and status = 'queued'
         )
-        .pipe(orDieSql)
+        select c.id, c.run_id, c.run_model_id, c.row_index, c.attempt, c.max_attempts,
+               dr.values as row_values, s.id::text as event_id, ${epochMs} as event_at
+        from claimed c
+        join started s on s.run_cell_id = c.id
+        left join assay.dataset_row dr on dr.id = c.dataset_row_id
+        order by s.id`.pipe(orDieSql)
+      const cells: Array<ClaimedCell> = []
+      const events: Array<WrittenEvent> = []
+      for (const r of rows) {
+        cells.push({
+          id: r.id,
+          runId: r.run_id,
+          runModelId: r.run_model_id,
+          rowIndex: r.row_index,
+          attempt: r.attempt,
+          maxAttempts: r.max_attempts,
+          rowValues: r.row_values
+        })
+        events.push(
+          makeEvent(
+            r.event_id,
+            r.run_id,
+            r.id,
+            "started",
+            { attempt: r.attempt },
+            DateTime.unsafeMake(r.event_at)
+          )
+        )
+      }
+      return { cells, events }
     })
 
     /** Extends the leases this worker still holds; returns the ids it still holds (others were lost). */
@@ -181,8 +231,10 @@ export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
     })
 
     /**
-     * Writes results, status changes and their events in one transaction, only for cells this worker still
-     * leases. Returns the events written and the runs that finished.
+     * Writes results, status changes and their events in one statement (so one transaction), only for cells this
+     * worker still leases. Then, outside that transaction, finishes the runs whose last open cells these were:
+     * checked after the commit, the last batch of a run to commit always sees every other batch. Returns the
+     * events written (in id order) and the runs that finished.
      */
     const complete = Effect.fn("JobQueue.complete")(function* (
       worker: string,
@@ -190,73 +242,78 @@ export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
     ) {
       if (updates.length === 0)
         return { events: [] as Array<WrittenEvent>, finishedRuns: [] as Array<string> }
-      const input = updates.map((u) => ({
-        id: u.id,
-        status: u.status,
-        retry_ms: u.retryInMs ?? null,
-        rendered_prompt: u.renderedPrompt ?? null,
-        output_raw: u.outputRaw ?? null,
-        output_parsed: u.outputParsed ?? null,
-        tokens_in: u.tokensIn ?? null,
-        tokens_out: u.tokensOut ?? null,
-        cost_usd: u.costUsd ?? null,
-        latency_ms: u.latencyMs ?? null,
-        grade: u.grade ?? null,
-        grade_score: u.gradeScore ?? null,
-        grade_reason: u.gradeReason ?? null,
-        grader_output_raw: u.graderOutputRaw ?? null,
-        grade_error: u.gradeError ?? null,
-        grader_tokens_in: u.graderTokensIn ?? null,
-        grader_tokens_out: u.graderTokensOut ?? null,
-        error_code: u.errorCode ?? null,
-        error_message: u.errorMessage ?? null
-      }))
-      const events = updates.flatMap((u) =>
-        u.events.map((e, order) => ({ cell_id: u.id, ord: order, type: e.type, payload: e.payload ?? {} }))
-      )
-      return yield* sql
-        .withTransaction(
-          Effect.gen(function* () {
-            const written = yield* sql<EventRow>`
-              with input as (
-                select * from jsonb_to_recordset(${json(input)}::jsonb) as x(
-                  id uuid, status text, retry_ms integer, rendered_prompt jsonb, output_raw text, output_parsed jsonb,
-                  tokens_in integer, tokens_out integer, cost_usd numeric, latency_ms integer, grade text,
-                  grade_score double precision, grade_reason text, grader_output_raw text, grade_error text,
-                  grader_tokens_in integer, grader_tokens_out integer, error_code text, error_message text)
-              ),
-              updated as (
-                update assay.run_cell c set
-                  status = i.status,
-                  lease_owner = null, lease_expires_at = null,
-                  next_attempt_at = case when i.status = 'queued'
-                    then now() + coalesce(i.retry_ms, 0) * interval '1 millisecond' else c.next_attempt_at end,
-                  rendered_prompt = coalesce(i.rendered_prompt, c.rendered_prompt),
-                  output_raw = i.output_raw, output_parsed = i.output_parsed,
-                  tokens_in = i.tokens_in, tokens_out = i.tokens_out, cost_usd = i.cost_usd, latency_ms = i.latency_ms,
-                  grade = i.grade, grade_score = i.grade_score, grade_reason = i.grade_reason,
-                  grader_output_raw = i.grader_output_raw, grade_error = i.grade_error,
-                  grader_tokens_in = i.grader_tokens_in, grader_tokens_out = i.grader_tokens_out,
-                  error_code = i.error_code, error_message = i.error_message,
-                  finished_at = case when i.status in ('succeeded', 'failed') then now() else null end
-                from input i
-                where c.id = i.id and c.lease_owner = ${worker} and c.status = 'running'
-                returning c.id, c.run_id
-              ),
-              ev as (
-                select * from jsonb_to_recordset(${json(events)}::jsonb) as e(cell_id uuid, ord integer, type text, payload jsonb)
-              )
-              insert into assay.run_cell_event (run_id, run_cell_id, event_type, payload)
-              select u.run_id, u.id, ev.type, ev.payload
-              from updated u join ev on ev.cell_id = u.id
-              order by u.id, ev.ord
-              returning id, run_id, run_cell_id, event_type, payload, created_at`
-            const runIds = [...new Set(written.map((e) => e.run_id))]
-            const finished = yield* finishRuns(runIds)
-            return { events: written.map(toEvent).sort(byId), finishedRuns: finished }
-          })
+      const byCell = new Map<string, CellUpdate>()
+      const doc: Record<string, Record<string, unknown>> = {}
+      for (const u of updates) {
+        byCell.set(u.id, u)
+        doc[u.id] = resultFields(u)
+      }
+      /*
+       * The batch is one jsonb object keyed by cell id, parsed once; each fenced row looks its own fields up by
+       * key. A join between the table and a set-returning function of the input would be planned as a nested
+       * loop over the (wrongly) few "running" cells the statistics expect, re-parsing the input for every one.
+       */
+      const rows = yield* sql<{ id: string; run_id: string; run_cell_id: string; at: number }>`
+        with batch as (select ${JSON.stringify(doc)}::jsonb as doc),
+        updated as (
+          update assay.run_cell c set (
+            status, lease_owner, lease_expires_at, next_attempt_at, rendered_prompt, output_raw, output_parsed,
+            tokens_in, tokens_out, cost_usd, latency_ms, grade, grade_score, grade_reason, grader_output_raw,
+            grade_error, grader_tokens_in, grader_tokens_out, error_code, error_message, finished_at
+          ) = (
+            select i.status, null::text, null::timestamptz,
+              case when i.status = 'queued'
+                then now() + coalesce(i.retry_ms, 0) * interval '1 millisecond' else c.next_attempt_at end,
+              coalesce(i.rendered_prompt, c.rendered_prompt), i.output_raw, i.output_parsed,
+              i.tokens_in, i.tokens_out, i.cost_usd, i.latency_ms, i.grade, i.grade_score, i.grade_reason,
+              i.grader_output_raw, i.grade_error, i.grader_tokens_in, i.grader_tokens_out,
+              i.error_code, i.error_message,
+              case when i.status in ('succeeded', 'failed') then now() else null end
+            from jsonb_to_record(batch.doc -> c.id::text) as i(
+              status text, retry_ms integer, rendered_prompt jsonb, output_raw text, output_parsed jsonb,
+              tokens_in integer, tokens_out integer, cost_usd numeric, latency_ms integer, grade text,
+              grade_score double precision, grade_reason text, grader_output_raw text, grade_error text,
+              grader_tokens_in integer, grader_tokens_out integer, error_code text, error_message text)
+          )
+          from batch
+          where c.id = any(${[...byCell.keys()]}::uuid[]) and c.lease_owner = ${worker} and c.status = 'running'
+          returning c.id, c.run_id, batch.doc -> c.id::text -> 'events' as events
+        ),
+        -- identity values follow this order, so a cell's events come back in ascending ids in their given order
+        inserted as (
+          insert into assay.run_cell_event (run_id, run_cell_id, event_type, payload)
+          select u.run_id, u.id, e.type, e.payload
+          from updated u
+          cross join lateral rows from (jsonb_to_recordset(u.events) as (type text, payload jsonb))
+            with ordinality as e(type, payload, ord)
+          order by u.id, e.ord
+          returning id, run_id, run_cell_id
         )
-        .pipe(orDieSql)
+        select id::text as id, run_id, run_cell_id, ${epochMs} as at from inserted order by inserted.id`.pipe(
+        orDieSql
+      )
+      const written: Array<WrittenEvent> = []
+      const nextOrd = new Map<string, number>()
+      const finalRuns = new Set<string>()
+      for (const row of rows) {
+        const update = byCell.get(row.run_cell_id)!
+        const ord = nextOrd.get(row.run_cell_id) ?? 0
+        nextOrd.set(row.run_cell_id, ord + 1)
+        const event = update.events[ord]!
+        written.push(
+          makeEvent(
+            row.id,
+            row.run_id,
+            row.run_cell_id,
+            event.type,
+            event.payload ?? {},
+            DateTime.unsafeMake(row.at)
+          )
+        )
+        if (update.status !== "queued") finalRuns.add(row.run_id)
+      }
+      const finishedRuns = yield* finishRuns([...finalRuns]).pipe(orDieSql)
+      return { events: written, finishedRuns }
     })
 
     /** Marks runs with no queued or running cell left as completed (or failed, when nothing succeeded). */
@@ -387,8 +444,7 @@ export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
   })
 }) {}
 
-const byId = (a: WrittenEvent, b: WrittenEvent) => {
-  const x = BigInt(a.id)
-  const y = BigInt(b.id)
-  return x < y ? -1 : x > y ? 1 : 0
-}
+/** Event ids are decimal int8 text without leading zeros: shorter is smaller, else compare as text. */
+const compareIds = (x: string, y: string) =>
+  x.length !== y.length ? x.length - y.length : x < y ? -1 : x > y ? 1 : 0
+const byId = (a: WrittenEvent, b: WrittenEvent) => compareIds(a.id, b.id)

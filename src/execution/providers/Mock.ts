@@ -61,7 +61,7 @@ const readNumber = (key: string, raw: string, max: number): number | ProviderErr
     : badRequest(`${key} must be a number from 0 to ${max}, got "${raw}"`)
 }
 
-const settingsOf = (model: string): MockSettings | ProviderError => {
+const parseSettings = (model: string): MockSettings | ProviderError => {
   const at = model.indexOf("?")
   const label = at === -1 ? model : model.slice(0, at)
   const preset = PRESETS[label] ?? {}
@@ -80,6 +80,19 @@ const settingsOf = (model: string): MockSettings | ProviderError => {
     const value = readNumber(key, raw, field.max)
     if (value instanceof ProviderError) return value
     settings = { ...settings, [field.name]: value }
+  }
+  return settings
+}
+
+// A run calls one model name thousands of times: parse each name once (a bounded cache; names are few).
+const SETTINGS_CACHE_SIZE = 256
+const settingsCache = new Map<string, MockSettings | ProviderError>()
+const settingsOf = (model: string): MockSettings | ProviderError => {
+  let settings = settingsCache.get(model)
+  if (settings === undefined) {
+    settings = parseSettings(model)
+    if (settingsCache.size >= SETTINGS_CACHE_SIZE) settingsCache.clear()
+    settingsCache.set(model, settings)
   }
   return settings
 }
@@ -133,13 +146,15 @@ const cut = (text: string, request: CompletionRequest): { text: string; finishRe
 }
 
 export const mockAdapter = {
-  complete: Effect.fn("Mock.complete")(function* (request: MockRequest) {
+  // no span: an instant mock call is cheaper than the span would be, and runs call it tens of thousands of times
+  complete: Effect.fnUntraced(function* (request: MockRequest) {
     const settings = settingsOf(request.model)
     if (settings instanceof ProviderError) return yield* settings
     const attempt = String(request.attempt ?? 1)
     const { system, user } = request
     const requestId = `mock_${hash("id", request.model, system, user, attempt).toString(16).padStart(8, "0")}`
-    const delayMs = Math.round(settings.latencyMs + draw("jitter", system, user, attempt) * settings.jitterMs)
+    const jitter = settings.jitterMs > 0 ? draw("jitter", system, user, attempt) * settings.jitterMs : 0
+    const delayMs = Math.round(settings.latencyMs + jitter)
     const timeoutMs = timeoutMillis(request.timeout)
 
     const waitMs = Math.min(delayMs, timeoutMs)
@@ -151,7 +166,7 @@ export const mockAdapter = {
         message: `The mock provider: no answer within ${timeoutMs} ms (latency ${delayMs} ms)`,
         requestId
       })
-    if (draw("fail", request.model, system, user, attempt) < settings.failRate)
+    if (settings.failRate > 0 && draw("fail", request.model, system, user, attempt) < settings.failRate)
       return yield* new ProviderError({
         code: "server_error",
         message: `The mock provider: server error (HTTP 500, injected: fail=${settings.failRate}, attempt ${attempt})`,
