@@ -42,6 +42,13 @@ const acquireNow = (gate: Gate, tokens = 0) =>
 const acquireMany = (gate: Gate, count: number, tokens = 0) =>
   Effect.forEach(Array.from({ length: count }), () => acquireNow(gate, tokens))
 
+/** Many acquires the gate says it has room for, without a fiber each (so they cannot wait). */
+const takeRoom = (gate: Gate, count: number) =>
+  Effect.gen(function* () {
+    expect(yield* gate.available).toBeGreaterThanOrEqual(count)
+    return yield* Effect.forEach(Array.from({ length: count }), () => gate.acquire(0))
+  })
+
 const releaseAll = (permits: ReadonlyArray<Permit>, outcome: GateOutcome) =>
   Effect.forEach(permits, (permit) => permit.release(outcome), { discard: true })
 
@@ -55,12 +62,19 @@ const cycle = (gate: Gate, held: Array<Permit>, successes: number) =>
     }
   })
 
+/** Ends the cold start with one answer that says nothing of limits, so the gate is open and its buckets full. */
+const warm = (gate: Gate) => Effect.flatMap(acquireNow(gate), (permit) => permit.release(success()))
+
+/** A gate that has heard from its provider once, then configured (so its buckets start full). */
 const configured = (config: Parameters<Gate["configure"]>[0]) =>
   Effect.gen(function* () {
     const gate = makeGate("test")
+    yield* warm(gate)
     yield* gate.configure(config)
     return gate
   })
+
+const COLD_START = 2
 
 describe("ProviderGate buckets", () => {
   it.effect("refills the request bucket continuously, up to its capacity", () =>
@@ -204,7 +218,7 @@ describe("ProviderGate fairness", () => {
       yield* Fiber.interrupt(head)
       let snapshot = yield* gate.snapshot
       expect(snapshot.waiting).toBe(0)
-      expect(snapshot.acquired).toBe(60)
+      expect(snapshot.acquired).toBe(61)
       expect(snapshot.inFlight).toBe(0)
 
       const a = yield* startAcquire(gate)
@@ -218,7 +232,7 @@ describe("ProviderGate fairness", () => {
       yield* TestClock.adjust(500)
       expect(yield* isDone(c)).toBe(true)
       snapshot = yield* gate.snapshot
-      expect(snapshot.acquired).toBe(61)
+      expect(snapshot.acquired).toBe(62)
       expect(snapshot.inFlight).toBe(1)
       expect(snapshot.requestsAvailable).toBe(0)
     })
@@ -281,71 +295,162 @@ describe("ProviderGate pauses", () => {
       const b = yield* gates.get("openai:key-b", {})
       yield* (yield* acquireNow(a)).release({ _tag: "RateLimited", rateLimit: { retryAfterMs: 10_000 } })
       expect(yield* a.available).toBe(0)
-      expect(yield* b.available).toBe(64)
+      expect(yield* b.available).toBe(COLD_START)
       yield* acquireNow(b)
     }).pipe(Effect.provide(ProviderGates.Default))
   )
 })
 
+describe("ProviderGate cold start", () => {
+  it.effect("lets requests out on a ramp, timed from the first one, until the provider first answers", () =>
+    Effect.gen(function* () {
+      // A gate created long before it is used still starts its ramp with its first request.
+      yield* TestClock.adjust(10_000)
+      const gate = makeGate("test")
+      expect((yield* gate.snapshot).cold).toBe(true)
+      expect(yield* gate.available).toBe(COLD_START)
+      const held = [...(yield* acquireMany(gate, COLD_START))]
+      expect(yield* gate.available).toBe(0)
+
+      // Twice as many every 25 ms: the 3rd at 25 × log2(3/2) ≈ 15 ms, the 4th at 25 ms, the 5th at ≈ 34 ms.
+      const third = yield* startAcquire(gate)
+      const fourth = yield* startAcquire(gate)
+      const fifth = yield* startAcquire(gate)
+      const done = () => Effect.all([isDone(third), isDone(fourth), isDone(fifth)])
+      yield* TestClock.adjust(14)
+      expect(yield* done()).toEqual([false, false, false])
+      yield* TestClock.adjust(1)
+      expect(yield* done()).toEqual([true, false, false])
+      yield* TestClock.adjust(10)
+      expect(yield* done()).toEqual([true, true, false])
+      yield* TestClock.adjust(8)
+      expect(yield* done()).toEqual([true, true, false])
+      yield* TestClock.adjust(1)
+      expect(yield* done()).toEqual([true, true, true])
+      held.push(...(yield* Effect.all([Fiber.join(third), Fiber.join(fourth), Fiber.join(fifth)])))
+      expect(yield* gate.available).toBe(0)
+
+      // The ramp's clock runs only while requests go out: after a long gap, one doubling (5 at 34 ms: 10), not 2^40.
+      yield* TestClock.adjust(60_000)
+      expect(yield* gate.available).toBe(5)
+      held.push(...(yield* takeRoom(gate, 5)))
+      expect(yield* gate.available).toBe(0)
+
+      // The first answer opens the gate: nothing but its concurrency limit holds it now.
+      yield* held.shift()!.release(success())
+      const snapshot = yield* gate.snapshot
+      expect(snapshot.cold).toBe(false)
+      expect(snapshot.concurrencyLimit).toBe(1024)
+      expect(yield* gate.available).toBe(1024 - 9)
+      yield* takeRoom(gate, 1024 - 9)
+      expect(yield* gate.available).toBe(0)
+    })
+  )
+
+  it.effect(
+    "takes the limits from a cold gate's first 429 and paces by them, without shrinking concurrency",
+    () =>
+      Effect.gen(function* () {
+        const gate = makeGate("test")
+        const [first, second] = yield* acquireMany(gate, COLD_START)
+        yield* first!.release({
+          _tag: "RateLimited",
+          rateLimit: { requestsLimit: 600, requestsRemaining: 0, requestsResetMs: 60_000, retryAfterMs: 100 }
+        })
+        const snapshot = yield* gate.snapshot
+        expect(snapshot.cold).toBe(false)
+        expect(snapshot.requestsAvailable).toBe(0)
+        expect(snapshot.pausedUntilMs).toBe(100)
+        expect(snapshot.concurrencyLimit).toBe(1024)
+        // The request still out was sent blind: its answer may only lower what the gate thinks is left.
+        yield* second!.release(success({ requestsRemaining: 3 }))
+        expect((yield* gate.snapshot).requestsAvailable).toBe(0)
+
+        // 600 per minute: one request every 100 ms, as the provider refills.
+        const next = yield* startAcquire(gate)
+        const after = yield* startAcquire(gate)
+        yield* TestClock.adjust(99)
+        expect(yield* isDone(next)).toBe(false)
+        yield* TestClock.adjust(1)
+        expect(yield* isDone(next)).toBe(true)
+        yield* TestClock.adjust(99)
+        expect(yield* isDone(after)).toBe(false)
+        yield* TestClock.adjust(1)
+        expect(yield* isDone(after)).toBe(true)
+      })
+  )
+})
+
 describe("ProviderGate concurrency", () => {
-  it.effect("starts at 64 and doubles per round trip while nothing pushes back", () =>
+  it.effect("has no limit below its ceiling of 1024 until the provider pushes back", () =>
     Effect.gen(function* () {
       const gate = makeGate("test")
-      const held = [...(yield* acquireMany(gate, 64))]
+      yield* warm(gate)
+      const held = [...(yield* takeRoom(gate, 1024))]
       expect(yield* gate.available).toBe(0)
       const blocked = yield* startAcquire(gate)
       expect(yield* isDone(blocked)).toBe(false)
       yield* Fiber.interrupt(blocked)
-
-      yield* cycle(gate, held, 64)
+      yield* cycle(gate, held, 200)
       const snapshot = yield* gate.snapshot
-      expect(snapshot.concurrencyLimit).toBe(128)
-      expect(snapshot.inFlight).toBe(128)
+      expect(snapshot.concurrencyLimit).toBe(1024)
+      expect(snapshot.inFlight).toBe(1024)
+    })
+  )
+
+  it.effect("halves what was in flight once per burst of pushback, then grows by one per round trip", () =>
+    Effect.gen(function* () {
+      const gate = makeGate("test")
+      yield* warm(gate)
+      const held = [...(yield* acquireMany(gate, 64))]
+
+      // An overload with 64 in flight: 32, not half of a limit of 1024 that was never reached.
+      yield* held.shift()!.release({ _tag: "Overloaded", rateLimit: {} })
+      expect((yield* gate.snapshot).concurrencyLimit).toBe(32)
+      // A 429 without headers is pushback too, but one for a request sent before the decrease is old news.
+      yield* held.shift()!.release({ _tag: "RateLimited", rateLimit: {} })
+      expect((yield* gate.snapshot).concurrencyLimit).toBe(32)
+
+      yield* releaseAll(held.splice(0), FAILED)
+      yield* TestClock.adjust(1000)
+      held.push(...(yield* acquireMany(gate, 32)))
+      yield* cycle(gate, held, 40)
+      expect((yield* gate.snapshot).concurrencyLimit).toBe(33)
+
+      const late = held.pop()!
+      yield* late.release({ _tag: "RateLimited", rateLimit: {} })
+      expect((yield* gate.snapshot).concurrencyLimit).toBe(16)
+    })
+  )
+
+  it.effect("leaves concurrency alone for a 429 whose headers say the requests or tokens ran out", () =>
+    Effect.gen(function* () {
+      const gate = makeGate("test")
+      yield* warm(gate)
+      const held = [...(yield* acquireMany(gate, 10, 100))]
+      yield* held.shift()!.release({ _tag: "RateLimited", rateLimit: { requestsRemaining: 0 } })
+      yield* held.shift()!.release({ _tag: "RateLimited", rateLimit: { tokensRemaining: 99 } })
+      expect((yield* gate.snapshot).concurrencyLimit).toBe(1024)
+      // Requests and tokens left: the 429 is about something else, and concurrency is the lever left.
+      yield* held.shift()!.release({
+        _tag: "RateLimited",
+        rateLimit: { requestsRemaining: 5, tokensRemaining: 100 }
+      })
+      expect((yield* gate.snapshot).concurrencyLimit).toBe(4)
     })
   )
 
   it.effect("does not grow a limit that is not being used", () =>
     Effect.gen(function* () {
       const gate = makeGate("test")
-      for (let i = 0; i < 100; i++) yield* (yield* acquireNow(gate)).release(success())
-      expect((yield* gate.snapshot).concurrencyLimit).toBe(64)
-    })
-  )
-
-  it.effect("halves once per burst of pushback, then grows by one per round trip", () =>
-    Effect.gen(function* () {
-      const gate = makeGate("test")
-      const held = [...(yield* acquireMany(gate, 64))]
-      yield* cycle(gate, held, 64)
-      expect((yield* gate.snapshot).concurrencyLimit).toBe(128)
-
-      // Two 429s for requests sent before the first decrease count as one.
-      yield* held.shift()!.release({ _tag: "RateLimited", rateLimit: {} })
-      expect((yield* gate.snapshot).concurrencyLimit).toBe(64)
-      yield* held.shift()!.release({ _tag: "RateLimited", rateLimit: {} })
-      expect((yield* gate.snapshot).concurrencyLimit).toBe(64)
-
-      yield* releaseAll(held.splice(0), FAILED)
-      yield* TestClock.adjust(1000)
-      const late = yield* acquireNow(gate)
-      yield* late.release({ _tag: "Overloaded", rateLimit: {} })
-      expect((yield* gate.snapshot).concurrencyLimit).toBe(32)
-
+      yield* warm(gate)
+      const held = yield* acquireMany(gate, 16)
+      yield* held[0]!.release({ _tag: "Overloaded", rateLimit: {} })
+      yield* releaseAll(held, FAILED)
+      expect((yield* gate.snapshot).concurrencyLimit).toBe(8)
       yield* TestClock.adjust(500)
-      held.push(...(yield* acquireMany(gate, 32)))
-      yield* cycle(gate, held, 40)
-      expect((yield* gate.snapshot).concurrencyLimit).toBe(33)
-    })
-  )
-
-  it.effect("never exceeds 1024", () =>
-    Effect.gen(function* () {
-      const gate = makeGate("test")
-      const held = [...(yield* acquireMany(gate, 64))]
-      yield* cycle(gate, held, 1200)
-      const snapshot = yield* gate.snapshot
-      expect(snapshot.concurrencyLimit).toBe(1024)
-      expect(snapshot.inFlight).toBe(1024)
+      for (let i = 0; i < 100; i++) yield* (yield* acquireNow(gate)).release(success())
+      expect((yield* gate.snapshot).concurrencyLimit).toBe(8)
     })
   )
 
@@ -364,7 +469,52 @@ describe("ProviderGate concurrency", () => {
       const snapshot = yield* gate.snapshot
       expect(snapshot.concurrencyLimit).toBe(8)
       expect(snapshot.inFlight).toBe(8)
+      // Lifting the cap lifts the limit: nothing pushed back.
+      yield* gate.configure({})
+      expect((yield* gate.snapshot).concurrencyLimit).toBe(1024)
     })
+  )
+})
+
+describe("ProviderGate opensInMs", () => {
+  it.effect("says when time alone gives room: the cold ramp, a pause, a dry bucket; nothing otherwise", () =>
+    Effect.gen(function* () {
+      const gate = makeGate("test")
+      expect(yield* gate.opensInMs).toBe(undefined)
+      // Room offered to callers on their way: look again soon, until the first request is out (at most 1 s).
+      expect(yield* gate.available).toBe(COLD_START)
+      expect(yield* gate.opensInMs).toBe(10)
+      yield* TestClock.adjust(1000)
+      expect(yield* gate.opensInMs).toBe(undefined)
+      // Ramp started: the 3rd request may go 15 ms after the first.
+      const held = yield* acquireMany(gate, COLD_START)
+      expect(yield* gate.opensInMs).toBe(15)
+      yield* held[0]!.release(success())
+      expect(yield* gate.opensInMs).toBe(undefined)
+
+      yield* held[1]!.release({ _tag: "RateLimited", rateLimit: { retryAfterMs: 300 } })
+      expect(yield* gate.opensInMs).toBe(300)
+      yield* TestClock.adjust(300)
+      expect(yield* gate.opensInMs).toBe(undefined)
+
+      const dry = yield* configured({ requestsPerMinute: 60 })
+      yield* acquireMany(dry, 60)
+      expect(yield* dry.opensInMs).toBe(1000)
+    })
+  )
+
+  it.effect("across all gates, is the soonest", () =>
+    Effect.gen(function* () {
+      const gates = yield* ProviderGates
+      expect(yield* gates.opensInMs).toBe(undefined)
+      const a = yield* gates.get("a", {})
+      const b = yield* gates.get("b", {})
+      yield* (yield* acquireNow(a)).release({ _tag: "RateLimited", rateLimit: { retryAfterMs: 700 } })
+      yield* (yield* acquireNow(b)).release({ _tag: "Overloaded", rateLimit: { retryAfterMs: 400 } })
+      expect(yield* gates.opensInMs).toBe(400)
+      yield* TestClock.adjust(400)
+      expect(yield* gates.opensInMs).toBe(300)
+    }).pipe(Effect.provide(ProviderGates.Default))
   )
 })
 
