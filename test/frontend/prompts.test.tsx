@@ -199,7 +199,7 @@ const session = (api: Api) => ({
   signOut: async () => {}
 })
 
-const saveState = () => document.querySelector(".save-state")?.textContent
+const saveState = () => document.querySelector(".pr-save-state")?.textContent
 
 layer(testApp(pgliteLayer), {
   excludeTestServices: true,
@@ -210,8 +210,10 @@ layer(testApp(pgliteLayer), {
       const baseUrl = yield* BaseUrl
       yield* Effect.promise(async () => {
         const removeDom = installDom(`${baseUrl}/prompts`)
-        const { act, cleanup, fireEvent, render, screen, waitFor, within } =
+        const { act, cleanup, configure, fireEvent, render, screen, waitFor, within } =
           await import("@testing-library/react")
+        // a shared 2-core machine: the server may take seconds to answer
+        configure({ asyncUtilTimeout: 15_000 })
         const saveShortcut = () => fireEvent.keyDown(window, { key: "s", ctrlKey: true })
         const api = makeApi(baseUrl, async () => undefined)
         try {
@@ -268,8 +270,8 @@ layer(testApp(pgliteLayer), {
             ["", "1", "+", "Hi {{name}}"],
             ["2", "2", " ", "From {{city}}"]
           ])
-          expect(screen.getByText("0.4").className).toBe("diff-removed")
-          expect(screen.getByText("0.9").className).toBe("diff-added")
+          expect(screen.getByText("0.4").className).toBe("pr-diff-removed")
+          expect(screen.getByText("0.9").className).toBe("pr-diff-added")
           const versions = await api.call((client) => client.prompts.versions({ id: created.id }))
           expect(versions.map((version) => version.body.defaultParams.temperature)).toEqual([0.9, 0.4])
 

@@ -25,26 +25,26 @@ const SIGN = { equal: " ", insert: "+", delete: "-" } as const
 const TextDiff = ({ title, lines }: { readonly title: string; readonly lines: ReadonlyArray<DiffLine> }) => {
   const changed = lines.some((line) => line.op !== "equal")
   return (
-    <section className="diff-part">
+    <section className="pr-diff-part">
       <h3>
         {title} {!changed && <span className="muted">unchanged</span>}
       </h3>
       {lines.length === 0 ? (
         <p className="muted">Empty in both versions.</p>
       ) : (
-        <table className="diff-table" aria-label={`${title} diff`}>
+        <table className="pr-diff-table" aria-label={`${title} diff`}>
           <tbody>
             {numberLines(lines).map((line, index) => (
-              <tr key={index} className={`diff-${line.op}`}>
-                <td className="diff-num">{line.oldNumber ?? ""}</td>
-                <td className="diff-num">{line.newNumber ?? ""}</td>
+              <tr key={index} className={`pr-diff-${line.op}`}>
+                <td className="pr-diff-num">{line.oldNumber ?? ""}</td>
+                <td className="pr-diff-num">{line.newNumber ?? ""}</td>
                 <td
-                  className="diff-sign"
+                  className="pr-diff-sign"
                   aria-label={line.op === "equal" ? undefined : line.op === "insert" ? "added" : "removed"}
                 >
                   {SIGN[line.op]}
                 </td>
-                <td className="diff-text">{line.text === "" ? "\u00a0" : line.text}</td>
+                <td className="pr-diff-text">{line.text === "" ? "\u00a0" : line.text}</td>
               </tr>
             ))}
           </tbody>
@@ -57,10 +57,10 @@ const TextDiff = ({ title, lines }: { readonly title: string; readonly lines: Re
 const show = (value: unknown) => (value === undefined ? "—" : JSON.stringify(value))
 
 export const DiffView = ({ diff }: { readonly diff: PromptVersionDiff }) => (
-  <div className="diff">
-    <p className="diff-stats">
-      <span className="diff-added">+{diff.stats.added}</span>{" "}
-      <span className="diff-removed">−{diff.stats.removed}</span>{" "}
+  <div className="pr-diff">
+    <p className="pr-diff-stats">
+      <span className="pr-diff-added">+{diff.stats.added}</span>{" "}
+      <span className="pr-diff-removed">−{diff.stats.removed}</span>{" "}
       <span className="muted">
         line{diff.stats.added + diff.stats.removed === 1 ? "" : "s"} changed
         {diff.params.length > 0 &&
@@ -69,10 +69,10 @@ export const DiffView = ({ diff }: { readonly diff: PromptVersionDiff }) => (
     </p>
     <TextDiff title="System prompt" lines={diff.systemText} />
     <TextDiff title="Template" lines={diff.userTemplate} />
-    <section className="diff-part">
+    <section className="pr-diff-part">
       <h3>Default parameters {diff.params.length === 0 && <span className="muted">unchanged</span>}</h3>
       {diff.params.length > 0 && (
-        <table className="list diff-params">
+        <table className="list pr-diff-params">
           <thead>
             <tr>
               <th>Parameter</th>
@@ -86,8 +86,8 @@ export const DiffView = ({ diff }: { readonly diff: PromptVersionDiff }) => (
                 <td>
                   <code>{change.key}</code>
                 </td>
-                <td className="diff-removed">{show(change.from)}</td>
-                <td className="diff-added">{show(change.to)}</td>
+                <td className="pr-diff-removed">{show(change.from)}</td>
+                <td className="pr-diff-added">{show(change.to)}</td>
               </tr>
             ))}
           </tbody>

@@ -9,12 +9,12 @@ interface Props {
 }
 
 export const ParamsForm = ({ value, errors, disabled, onChange }: Props) => (
-  <div className="params">
-    <div className="params-grid">
+  <div className="pr-params">
+    <div className="pr-params-grid">
       {PARAM_FIELDS.map((field) => {
         const error = errors[field.key]
         return (
-          <label key={field.key} className={error ? "invalid" : undefined}>
+          <label key={field.key} className={error ? "pr-invalid" : undefined}>
             <span>{field.label}</span>
             <input
               type="text"
@@ -30,7 +30,7 @@ export const ParamsForm = ({ value, errors, disabled, onChange }: Props) => (
         )
       })}
     </div>
-    <label className={errors.stop ? "invalid" : undefined}>
+    <label className={errors.stop ? "pr-invalid" : undefined}>
       <span>
         Stop sequences <small className="muted">one per line, up to 4</small>
       </span>

@@ -168,20 +168,20 @@ const LoadedPrompt = ({
 
   return (
     <div className="page prompt-page">
-      <nav className="crumbs" aria-label="Breadcrumb">
+      <nav className="pr-crumbs" aria-label="Breadcrumb">
         <Link to="/prompts">Prompts</Link> <span className="muted">/</span>
       </nav>
       <header className="prompt-head">
         <EditableName name={prompt.name} noun="prompt" disabled={busy} onRename={rename} />
-        <span className={`badge type-${prompt.type}`}>{prompt.type}</span>
-        <span className={dirty ? "save-state unsaved" : "save-state"} role="status">
+        <span className={`badge pr-type-${prompt.type}`}>{prompt.type}</span>
+        <span className={dirty ? "pr-save-state pr-unsaved" : "pr-save-state"} role="status">
           {dirty
             ? "Unsaved changes"
             : prompt.latestVersion
               ? `Saved · latest ${versionLabel(prompt.latestVersion)}`
               : "Saved"}
         </span>
-        <div className="spacer" />
+        <div className="pr-spacer" />
         <Link className="button" to={`/runs?promptId=${prompt.id}`}>
           Run history
         </Link>
@@ -236,7 +236,7 @@ const LoadedPrompt = ({
             onChange={(userTemplate) => edit("template", { userTemplate })}
             {...issuesOf("template", template.issues)}
           />
-          <p className="muted hint">
+          <p className="muted pr-hint">
             Write <code>{"{{ name }}"}</code> for a value from each dataset row, <code>{"\\{{"}</code> for a
             literal <code>{"{{"}</code>. Ctrl+S / ⌘S saves.
           </p>
@@ -284,10 +284,10 @@ const PlaceholderList = ({
       {names.length === 0 ? (
         <p className="muted">None yet. Add one with {"{{ column }}"}.</p>
       ) : (
-        <ul className="placeholder-list" aria-label="Placeholders">
+        <ul className="pr-placeholder-list" aria-label="Placeholders">
           {names.map((name) => (
             <li key={name}>
-              <code className="ph-chip">{name}</code>
+              <code className="pr-ph-chip">{name}</code>
               <span className="muted">
                 {type === "grader" && graderVariables.includes(name) ? "grader variable" : "dataset column"}
               </span>
@@ -296,7 +296,7 @@ const PlaceholderList = ({
         </ul>
       )}
       {type === "grader" && (
-        <p className="muted hint">
+        <p className="muted pr-hint">
           Graders can also use <code>{"{{output}}"}</code>, <code>{"{{raw_output}}"}</code> and{" "}
           <code>{"{{input}}"}</code>.
         </p>
@@ -359,11 +359,14 @@ const VersionsCard = ({
           No versions yet. Freeze one, or start a run (a run freezes the draft it uses).
         </p>
       ) : (
-        <ol className="version-list" aria-label="Version history">
+        <ol className="pr-version-list" aria-label="Version history">
           {versions.map((version) => (
-            <li key={version.id} className={version.id === from || version.id === to ? "in-diff" : undefined}>
+            <li
+              key={version.id}
+              className={version.id === from || version.id === to ? "pr-in-diff" : undefined}
+            >
               <strong>{versionLabel(version)}</strong>
-              <span className="version-name" title={version.name}>
+              <span className="pr-version-name" title={version.name}>
                 {version.name}
               </span>
               {version.runId && (
@@ -379,7 +382,7 @@ const VersionsCard = ({
         </ol>
       )}
       {versions !== undefined && versions.length >= 2 && (
-        <div className="diff-pick">
+        <div className="pr-diff-pick">
           {picker("from", from)}
           {picker("to", to)}
         </div>
@@ -402,7 +405,7 @@ const DiffSection = ({
     api.call((client) => client.prompts.diff({ id: promptId, from, to }))
   )
   return (
-    <section className="card diff-card" aria-labelledby="diff-title">
+    <section className="card pr-diff-card" aria-labelledby="diff-title">
       <h2 id="diff-title">
         Diff{" "}
         {diff.data && (

@@ -49,8 +49,8 @@ export const PromptsPage = () => {
     <div className="page">
       <div className="toolbar">
         <h1 className="prompts-title">Prompts</h1>
-        <div className="spacer" />
-        <div className="segmented" role="group" aria-label="Show">
+        <div className="pr-spacer" />
+        <div className="pr-segmented" role="group" aria-label="Show">
           {FILTERS.map((filter) => (
             <button
               key={filter.label}
@@ -89,20 +89,20 @@ export const PromptsPage = () => {
             {items.map((prompt) => (
               <tr key={prompt.id}>
                 <td>
-                  <Link to={`/prompts/${prompt.id}`} className="row-link">
+                  <Link to={`/prompts/${prompt.id}`} className="pr-row-link">
                     {prompt.name}
                   </Link>
                 </td>
                 <td>
-                  <span className={`badge type-${prompt.type}`}>{prompt.type}</span>
+                  <span className={`badge pr-type-${prompt.type}`}>{prompt.type}</span>
                 </td>
                 <td>
                   {prompt.placeholders.length === 0 ? (
                     <span className="muted">—</span>
                   ) : (
-                    <span className="chips">
+                    <span className="pr-chips">
                       {prompt.placeholders.slice(0, SHOWN_PLACEHOLDERS).map((name) => (
-                        <code key={name} className="ph-chip">
+                        <code key={name} className="pr-ph-chip">
                           {name}
                         </code>
                       ))}
@@ -124,7 +124,7 @@ export const PromptsPage = () => {
                     <span className="muted">draft only</span>
                   )}
                 </td>
-                <td title={formatDateTime(prompt.updatedAt)} className="nowrap">
+                <td title={formatDateTime(prompt.updatedAt)} className="pr-nowrap">
                   {formatAgo(prompt.updatedAt)}
                 </td>
               </tr>
@@ -133,7 +133,7 @@ export const PromptsPage = () => {
         </table>
       )}
       {cursor !== null && items !== undefined && (
-        <div className="load-more">
+        <div className="pr-load-more">
           <button type="button" disabled={busy} onClick={() => void loadMore()}>
             Load more
           </button>
@@ -154,14 +154,14 @@ const CreatePrompt = () => {
   }
   return (
     <form
-      className="card create-form"
+      className="card pr-create-form"
       aria-label="New prompt"
       onSubmit={(event) => {
         event.preventDefault()
         void create()
       }}
     >
-      <label className="grow">
+      <label className="pr-grow">
         Name
         <input
           id="new-prompt-name"
@@ -171,7 +171,7 @@ const CreatePrompt = () => {
           onChange={(event) => setName(event.target.value)}
         />
       </label>
-      <div className="field">
+      <div className="pr-field">
         <label htmlFor="new-prompt-type">Type</label>
         <select
           id="new-prompt-type"

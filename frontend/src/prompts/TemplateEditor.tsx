@@ -58,7 +58,7 @@ export const TemplateEditor = ({
             : `${analysis.placeholders.length} placeholder${analysis.placeholders.length === 1 ? "" : "s"}`}
         </span>
       </div>
-      <div className={`tpl-editor${issues.length > 0 ? " has-issues" : ""}`}>
+      <div className={`tpl-editor${issues.length > 0 ? " pr-has-issues" : ""}`}>
         <div className="tpl-backdrop" aria-hidden="true">
           {analysis.tokens.map((token) =>
             token.kind === "text" ? (
