@@ -47,7 +47,7 @@ export const PromptsPage = () => {
 
   return (
     <div className="page">
-      <div className="toolbar">
+      <div className="toolbar pr-list-head">
         <h1 className="prompts-title">Prompts</h1>
         <div className="pr-spacer" />
         <div className="pr-segmented" role="group" aria-label="Show">
