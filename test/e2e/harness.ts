@@ -71,7 +71,7 @@ export interface AppServer {
   readonly stop: () => Promise<Exit>
 }
 
-const HEALTH_TIMEOUT_MS = 90_000
+const HEALTH_TIMEOUT_MS = 150_000
 
 /**
  * The real server on a free port with embedded PGlite in a fresh temporary data dir. Its working directory is that
@@ -114,7 +114,7 @@ export const startServer = async (): Promise<AppServer> => {
     return exit!
   }
 
-  // PGlite's first start (initdb + migrations) takes 5-20 s on a busy two-core machine.
+  // PGlite's first start (initdb + migrations) takes 5-20 s on two cores, nearer a minute when they are busy.
   const deadline = Date.now() + HEALTH_TIMEOUT_MS
   for (;;) {
     if (exit !== undefined) {

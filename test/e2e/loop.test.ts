@@ -226,10 +226,15 @@ describe.runIf(chromiumFound)("the refinement loop in the browser", () => {
   }
 
   beforeAll(async () => {
-    const started = performance.now()
-    await buildWebApp()
-    server = await startServer()
-    browser = await launchChromium()
+    const timed = async <A>(name: string, body: () => Promise<A>) => {
+      const started = performance.now()
+      const result = await body()
+      timings.push(`${name}: ${((performance.now() - started) / 1000).toFixed(1)} s`)
+      return result
+    }
+    await timed("web build", buildWebApp)
+    server = await timed("server up (fresh PGlite)", startServer)
+    browser = await timed("Chromium launch", launchChromium)
     context = await browser.newContext({ viewport: { width: 1280, height: 800 }, baseURL: server.url })
     // every wait below is for a condition; this bounds each one
     context.setDefaultTimeout(20_000)
@@ -237,8 +242,7 @@ describe.runIf(chromiumFound)("the refinement loop in the browser", () => {
     await errors.watch(page)
     fs.mkdirSync(screenshotDir, { recursive: true })
     fs.mkdirSync(failureDir, { recursive: true })
-    timings.push(`build + server + browser: ${((performance.now() - started) / 1000).toFixed(1)} s`)
-  }, 180_000)
+  }, 240_000)
 
   afterAll(async () => {
     await context?.close()
@@ -247,7 +251,8 @@ describe.runIf(chromiumFound)("the refinement loop in the browser", () => {
     console.log(`[e2e] ${timings.join("; ")}`)
   })
 
-  it("walks the loop: prompt, dataset, run, grade, re-run, edit, compare", async () => {
+  it("walks the loop: prompt, dataset, run, grade, re-run, edit, compare", async ({ onTestFailed }) => {
+    onTestFailed(() => console.error(`[e2e] the server's log:\n${server.log().slice(-8000)}`))
     await step("the app shell loads", async () => {
       await page.goto("/")
       for (const section of ["Prompts", "Datasets", "Runs", "Settings"]) {
