@@ -368,6 +368,9 @@ describe.runIf(chromiumFound)("the refinement loop in the browser", () => {
         async () => (await toggle("Fail", 2, SLOW_MOCK.label).getAttribute("aria-pressed")) === "true"
       )
       expect(await toggle("Fail", 2, SEEDED_MOCK).getAttribute("aria-pressed")).toBe("false")
+      // the rows' inputs and the dataset's name load beside the cells
+      await grid().getByText("The lights blink red, and nothing connects.", { exact: true }).waitFor()
+      await page.getByRole("link", { name: "tickets", exact: true }).waitFor()
       await shot("run-workspace")
     })
 
