@@ -13,7 +13,7 @@ import type {
 import { Run, type RunModel } from "../../src/domain/Run.ts"
 import { CellStore } from "../../frontend/src/workspace/cellStore.ts"
 import { pagesFor } from "../../frontend/src/workspace/datasetRows.ts"
-import { cellAt, gridRowCount, modelColumns, positionOf } from "../../frontend/src/workspace/gridModel.ts"
+import { cellAt, gridRowCount, modelColumns } from "../../frontend/src/workspace/gridModel.ts"
 import {
   commandFor,
   focusReducer,
@@ -195,12 +195,9 @@ describe("grid: rows and columns", () => {
       expect(cellAt(store, columns, row, 0)?.runModelId).toBe(first.id)
       expect(cellAt(store, columns, row, 1)?.runModelId).toBe(second.id)
       expect(cellAt(store, columns, row, 1)?.rowIndex).toBe(row)
-      const cell = cellAt(store, columns, row, 1)!
-      expect(positionOf(columns, cell)).toEqual({ row, col: 1 })
     }
     expect(cellAt(store, columns, 3, 0)).toBeUndefined()
     expect(cellAt(store, columns, 0, 2)).toBeUndefined()
-    expect(positionOf(columns, { rowIndex: 0, runModelId: runModel(9, 9).id })).toBeUndefined()
   })
 
   it("a run with no model has no rows", () => {

@@ -13,11 +13,15 @@ import { formatCost, formatMs, formatTokens, outputKind, outputText } from "./fo
 const time = (value: DateTime.DateTime | null) =>
   value === null ? "—" : DateTime.toDateUtc(value).toLocaleTimeString(undefined, { hour12: false })
 
+const PART_ORDER = ["system", "user"]
+
+/** The prompt as sent (`{ system, user }`), system first. */
 const renderedParts = (rendered: unknown): ReadonlyArray<[string, string]> => {
   if (typeof rendered !== "object" || rendered === null) return []
+  const rank = (part: string) => (PART_ORDER.includes(part) ? PART_ORDER.indexOf(part) : PART_ORDER.length)
   return Object.entries(rendered as Record<string, unknown>)
-    .filter(([, text]) => typeof text === "string" && text !== "")
-    .map(([part, text]) => [part, text as string])
+    .filter((entry): entry is [string, string] => typeof entry[1] === "string" && entry[1] !== "")
+    .sort(([a], [b]) => rank(a) - rank(b))
 }
 
 interface Props {
@@ -157,6 +161,7 @@ export const CellDrawer = ({ runId, cell, title, onClose, onGrade, onRerun }: Pr
               <pre className="block">{d.graderOutputRaw}</pre>
             </details>
           )}
+          {history.data && history.data.length > 0 && <div className="part-label">Manual grade history</div>}
           {history.data && history.data.length > 0 && (
             <table className="list compact" aria-label="Manual grade history">
               <tbody>

@@ -23,11 +23,13 @@ const noRows = { subscribe: () => () => {}, getRevision: () => 0 }
 const GradeToggles = ({
   cell,
   label,
-  grade
+  grade,
+  select
 }: {
   readonly cell: CellView
   readonly label: string
   readonly grade: GridActions["grade"]
+  readonly select: () => void
 }) => {
   const gradable = cell.status === "succeeded"
   return (
@@ -44,7 +46,9 @@ const GradeToggles = ({
             title={`${value === "pass" ? "Pass (p)" : "Fail (f)"}${on ? ", click again to unset (u)" : ""}`}
             disabled={!gradable && !on}
             onClick={(event) => {
+              // grading a cell focuses it, without opening the drawer
               event.stopPropagation()
+              select()
               grade(cell, on ? "unset" : value)
             }}
           >
@@ -110,7 +114,12 @@ const GridCell = memo(function GridCell({ cell, row, col, label, focused, action
                 auto {cell.grade}
               </span>
             )}
-            <GradeToggles cell={cell} label={name} grade={actions.grade} />
+            <GradeToggles
+              cell={cell}
+              label={name}
+              grade={actions.grade}
+              select={() => actions.select(row, col, false)}
+            />
             <span className="cell-stats muted">
               {cell.latencyMs !== null && <span>{formatMs(cell.latencyMs)}</span>}
               {cell.tokensIn !== null && (
@@ -128,6 +137,7 @@ const GridCell = memo(function GridCell({ cell, row, col, label, focused, action
               disabled={cell.status === "queued" || cell.status === "running"}
               onClick={(event) => {
                 event.stopPropagation()
+                actions.select(row, col, false)
                 actions.rerun(cell)
               }}
             >

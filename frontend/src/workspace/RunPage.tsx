@@ -13,7 +13,7 @@ import { CellDrawer } from "./CellDrawer.tsx"
 import { CellStore, type CellView } from "./cellStore.ts"
 import { DatasetRows } from "./datasetRows.ts"
 import { setManualGrade } from "./grading.ts"
-import { cellAt, gridRowCount, modelColumns, positionOf } from "./gridModel.ts"
+import { cellAt, gridRowCount, modelColumns } from "./gridModel.ts"
 import { commandFor, focusReducer, initialFocus, type GridBounds, type GridCommand } from "./keyboard.ts"
 import { LiveSync, type SyncState } from "./liveSync.ts"
 import { RunGrid, ROW_HEIGHT, type GridActions } from "./RunGrid.tsx"
@@ -296,7 +296,7 @@ export const RunPage = ({ id }: { readonly id: string }) => {
           <CellDrawer
             runId={runId}
             cell={focused}
-            title={`Row ${focused.rowIndex + 1} · ${columns[positionOf(columns, focused)?.col ?? 0]?.label ?? ""}`}
+            title={`Row ${focused.rowIndex + 1} · ${columns[focus.col]?.label ?? ""}`}
             onClose={() => setFocus((f) => ({ ...f, drawerOpen: false }))}
             onGrade={grade}
             onRerun={rerunCell}

@@ -24,12 +24,3 @@ export const cellAt = (
   const column = columns[col]
   return column === undefined ? undefined : store.at(row, column.id)
 }
-
-/** The grid position of a cell (for a click or a drawer link), or undefined when its model is not a column. */
-export const positionOf = (
-  columns: ReadonlyArray<{ readonly id: RunModelId }>,
-  cell: { readonly rowIndex: number; readonly runModelId: RunModelId }
-): { readonly row: number; readonly col: number } | undefined => {
-  const col = columns.findIndex((column) => column.id === cell.runModelId)
-  return col === -1 ? undefined : { row: cell.rowIndex, col }
-}
