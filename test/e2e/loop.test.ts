@@ -103,7 +103,7 @@ describe.runIf(chromiumFound)("the refinement loop in the browser", () => {
   const nav = () => page.getByRole("navigation", { name: "Main" })
 
   /** Polls `condition` (every 50 ms, up to 20 s) for things no locator waits for: counts, server state. */
-  const until = (condition: () => Promise<boolean>, message = "condition") =>
+  const until = (condition: () => Promise<boolean>, message: string) =>
     expect.poll(condition, { timeout: 20_000, interval: 50, message }).toBe(true)
 
   /** A screenshot of the viewport, without the toasts of earlier steps. */
@@ -112,7 +112,7 @@ describe.runIf(chromiumFound)("the refinement loop in the browser", () => {
     await page
       .locator(".toast button[aria-label=Dismiss]")
       .evaluateAll((buttons) => buttons.forEach((button) => (button as HTMLButtonElement).click()))
-    await until(async () => (await page.locator(".toast").count()) === 0)
+    await until(async () => (await page.locator(".toast").count()) === 0, "toasts dismissed")
     await page.screenshot({ path: path.join(screenshotDir, `${name}.png`) })
   }
 
@@ -186,6 +186,13 @@ describe.runIf(chromiumFound)("the refinement loop in the browser", () => {
   /** The grade toggle of a grid cell, e.g. ("Pass", 2, "Mock (slow)"). */
   const toggle = (which: "Pass" | "Fail", row: number, model: string) =>
     grid().getByRole("button", { name: `${which}: row ${row}, ${model}`, exact: true })
+
+  /** Waits until that grade toggle shows pressed. */
+  const pressed = (which: "Pass" | "Fail", row: number, model: string) =>
+    until(
+      async () => (await toggle(which, row, model).getAttribute("aria-pressed")) === "true",
+      `${which} pressed on row ${row}, ${model}`
+    )
 
   /** Fills the new-run form and starts the run; resolves to the run's id once its workspace shows. */
   const startRun = async () => {
@@ -353,20 +360,19 @@ describe.runIf(chromiumFound)("the refinement loop in the browser", () => {
         .getByRole("gridcell", { name: `row 2, ${SLOW_MOCK.label}: succeeded` })
         .and(page.locator("[aria-selected=true]"))
         .waitFor()
-      await until(async () => (await toggle("Pass", 2, SEEDED_MOCK).getAttribute("aria-pressed")) === "true")
+      await pressed("Pass", 2, SEEDED_MOCK)
+      await pressed("Fail", 2, SLOW_MOCK.label)
       await until(
-        async () => (await toggle("Fail", 2, SLOW_MOCK.label).getAttribute("aria-pressed")) === "true"
+        async () => (await manualGradeOnServer(firstRun, 2, SEEDED_MOCK)) === "pass",
+        "the pass saved"
       )
-      await until(async () => (await manualGradeOnServer(firstRun, 2, SEEDED_MOCK)) === "pass", "pass saved")
       await until(
         async () => (await manualGradeOnServer(firstRun, 2, SLOW_MOCK.label)) === "fail",
-        "fail saved"
+        "the fail saved"
       )
       await page.reload()
-      await until(async () => (await toggle("Pass", 2, SEEDED_MOCK).getAttribute("aria-pressed")) === "true")
-      await until(
-        async () => (await toggle("Fail", 2, SLOW_MOCK.label).getAttribute("aria-pressed")) === "true"
-      )
+      await pressed("Pass", 2, SEEDED_MOCK)
+      await pressed("Fail", 2, SLOW_MOCK.label)
       expect(await toggle("Fail", 2, SEEDED_MOCK).getAttribute("aria-pressed")).toBe("false")
       // the rows' inputs and the dataset's name load beside the cells
       await grid().getByText("The lights blink red, and nothing connects.", { exact: true }).waitFor()
@@ -428,7 +434,10 @@ describe.runIf(chromiumFound)("the refinement loop in the browser", () => {
       await watchGridFill()
       await page.keyboard.press("j")
       await page.keyboard.press("f")
-      await until(async () => (await manualGradeOnServer(secondRun, 2, SEEDED_MOCK)) === "fail", "fail saved")
+      await until(
+        async () => (await manualGradeOnServer(secondRun, 2, SEEDED_MOCK)) === "fail",
+        "the fail saved"
+      )
     })
 
     await step("compare the two runs", async () => {
