@@ -47,7 +47,12 @@ export const ComparePage = () => {
   }, [ofPromptA.data, ofPromptB.data, recent.data, runA.data, runB.data])
   const labels = useRunLabels(candidates)
 
-  const data = useQuery(a && b && a !== b ? `compare:${a}:${b}` : null, () => loadComparison(api, a!, b!))
+  const [loadedCells, setLoadedCells] = useState(0)
+  const data = useQuery(a && b && a !== b ? `compare:${a}:${b}` : null, () => {
+    setLoadedCells(0)
+    return loadComparison(api, a!, b!, setLoadedCells)
+  })
+  const expectedCells = (runA.data?.counts.total ?? 0) + (runB.data?.counts.total ?? 0)
   const comparison = useMemo(() => data.data && compareRuns(data.data.a, data.data.b), [data.data])
 
   const invalid = (rawA !== null && a === null) || (rawB !== null && b === null)
@@ -96,7 +101,12 @@ export const ComparePage = () => {
       {(a === null || b === null) && !invalid && (
         <div className="card empty">Pick run A (the baseline) and run B to compare them cell by cell.</div>
       )}
-      {data.loading && !data.data && <p className="muted">Loading both runs' cells…</p>}
+      {data.loading && !data.data && (
+        <p className="muted" role="status">
+          Loading both runs&apos; cells… {loadedCells.toLocaleString("en-US")}
+          {expectedCells > 0 && ` of ${expectedCells.toLocaleString("en-US")}`}
+        </p>
+      )}
       {data.data && comparison && (
         <Comparison
           runA={data.data.a.run}
@@ -214,34 +224,43 @@ const RunCard = ({
 )
 
 const Notices = ({ runA, runB, comparison, labels }: Omit<ComparisonProps, "reloading" | "onReload">) => {
-  const notes: Array<string> = []
+  const notes: Array<{ readonly text: string; readonly warn: boolean }> = []
   if (!comparison.samePrompt)
-    notes.push(
-      `The runs are of different prompts (${versionLabel(labels, runA)} and ${versionLabel(labels, runB)}).`
-    )
-  else if (comparison.samePromptVersion) notes.push("Both runs used the same prompt version.")
+    notes.push({
+      text: `The runs are of different prompts (${versionLabel(labels, runA)} and ${versionLabel(labels, runB)}).`,
+      warn: true
+    })
+  else if (comparison.samePromptVersion)
+    notes.push({
+      text: "Both runs used the same prompt version: differences come from the models or the dataset.",
+      warn: false
+    })
   if (!comparison.sameDataset) {
     const extra =
       comparison.totals.onlyInA + comparison.totals.onlyInB > 0
         ? ` ${comparison.totals.onlyInA} cell pairs are only in A and ${comparison.totals.onlyInB} only in B.`
         : ""
-    notes.push(
-      `The runs use different datasets (${datasetLabel(labels, runA)} and ${datasetLabel(labels, runB)}): rows are matched by their index only.${extra}`
-    )
+    notes.push({
+      text: `The runs use different datasets (${datasetLabel(labels, runA)} and ${datasetLabel(labels, runB)}): rows are matched by their index only.${extra}`,
+      warn: true
+    })
   }
   const only = [
     ...comparison.modelsOnlyInA.map((model) => `${model.label} (only in A)`),
     ...comparison.modelsOnlyInB.map((model) => `${model.label} (only in B)`)
   ]
   if (comparison.models.length === 0)
-    notes.push("The runs have no model in common: there is nothing to compare.")
+    notes.push({ text: "The runs have no model in common: there is nothing to compare.", warn: true })
   else if (only.length > 0)
-    notes.push(`Only the models both runs used are compared; left out: ${only.join(", ")}.`)
+    notes.push({
+      text: `Only the models both runs used are compared; left out: ${only.join(", ")}.`,
+      warn: true
+    })
   return (
     <>
       {notes.map((note) => (
-        <p key={note} className="notice warn">
-          {note}
+        <p key={note.text} className={note.warn ? "notice warn" : "notice"}>
+          {note.text}
         </p>
       ))}
     </>
@@ -260,7 +279,7 @@ interface TileProps {
 const Tile = ({ label, value, hint, tone, pressed, onClick }: TileProps) => (
   <button
     type="button"
-    className={`tile${tone ? ` tile-${tone}` : ""}`}
+    className={`tile${tone && value > 0 ? ` tile-${tone}` : ""}`}
     aria-pressed={pressed}
     aria-label={`${label}: ${value}`}
     onClick={onClick}

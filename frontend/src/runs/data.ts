@@ -9,8 +9,12 @@ import type { Prompt, PromptVersion } from "../../../src/domain/Prompt.ts"
 import type { Run } from "../../../src/domain/Run.ts"
 import type { Api } from "../lib/rpc.ts"
 
-/** Every cell of a run, paging through `cells.list` at its largest page size. */
-export const loadAllCells = async (api: Api, runId: RunId): Promise<ReadonlyArray<Cell>> => {
+/** Every cell of a run, paging through `cells.list` at its largest page size; `onPage` hears each page's size. */
+export const loadAllCells = async (
+  api: Api,
+  runId: RunId,
+  onPage: (cells: number) => void = () => {}
+): Promise<ReadonlyArray<Cell>> => {
   // pages are ordered by (updatedAt, id): a cell that changes while we page shows up again, later — keep the last
   const byId = new Map<string, Cell>()
   let cursor: string | undefined
@@ -19,6 +23,7 @@ export const loadAllCells = async (api: Api, runId: RunId): Promise<ReadonlyArra
       client.cells.list({ runId, limit: MAX_CELL_PAGE_SIZE, ...(cursor === undefined ? {} : { cursor }) })
     )
     for (const cell of page.items) byId.set(cell.id, cell)
+    onPage(page.items.length)
     cursor = page.nextCursor ?? undefined
   } while (cursor !== undefined)
   return [...byId.values()]
@@ -101,17 +106,24 @@ export interface ComparisonData {
   readonly b: { readonly run: Run; readonly cells: ReadonlyArray<Cell>; readonly metrics: RunMetricsReport }
 }
 
-const loadSide = async (api: Api, id: RunId) => {
+const loadSide = async (api: Api, id: RunId, onPage: (cells: number) => void) => {
   const [run, cells, metrics] = await Promise.all([
     api.call((client) => client.runs.get({ id })),
-    loadAllCells(api, id),
+    loadAllCells(api, id, onPage),
     api.call((client) => client.runs.metrics({ id }))
   ])
   return { run, cells, metrics }
 }
 
-/** Both runs, all their cells and their metrics. */
-export const loadComparison = async (api: Api, a: RunId, b: RunId): Promise<ComparisonData> => {
-  const [sideA, sideB] = await Promise.all([loadSide(api, a), loadSide(api, b)])
+/** Both runs, all their cells and their metrics; `onProgress` hears how many cells have arrived so far. */
+export const loadComparison = async (
+  api: Api,
+  a: RunId,
+  b: RunId,
+  onProgress: (cells: number) => void = () => {}
+): Promise<ComparisonData> => {
+  let loaded = 0
+  const onPage = (cells: number) => onProgress((loaded += cells))
+  const [sideA, sideB] = await Promise.all([loadSide(api, a, onPage), loadSide(api, b, onPage)])
   return { a: sideA, b: sideB }
 }
