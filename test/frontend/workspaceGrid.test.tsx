@@ -13,6 +13,7 @@ import type {
 import { Run, type RunModel } from "../../src/domain/Run.ts"
 import { CellStore } from "../../frontend/src/workspace/cellStore.ts"
 import { pagesFor } from "../../frontend/src/workspace/datasetRows.ts"
+import { countOf, outputKind, outputText } from "../../frontend/src/workspace/format.ts"
 import { cellAt, gridRowCount, modelColumns } from "../../frontend/src/workspace/gridModel.ts"
 import {
   commandFor,
@@ -210,5 +211,31 @@ describe("grid: rows and columns", () => {
     expect(pagesFor(400, 400, 200)).toEqual([2])
     expect(pagesFor(9_990, 10_020, 200)).toEqual([49, 50])
     expect(pagesFor(5, 4, 200)).toEqual([])
+  })
+})
+
+describe("grid: what a cell shows", () => {
+  it("the parsed output when there is one, JSON compact in the grid and pretty in the drawer", () => {
+    const json = { outputRaw: '```json\n{"a":1}\n```', outputParsed: { kind: "json", value: { a: 1 } } }
+    expect(outputText(json)).toBe('{"a":1}')
+    expect(outputText(json, true)).toBe('{\n  "a": 1\n}')
+    expect(outputKind(json)).toBe("json")
+    const tagged = {
+      outputRaw: "<response>hi</response>",
+      outputParsed: { kind: "response_tag", value: "hi" }
+    }
+    expect(outputText(tagged)).toBe("hi")
+    expect(outputKind(tagged)).toBe("response tag")
+  })
+
+  it("the raw output when nothing was parsed, nothing before there is an output", () => {
+    expect(outputText({ outputRaw: "plain", outputParsed: null })).toBe("plain")
+    expect(outputKind({ outputParsed: null })).toBeNull()
+    expect(outputText({ outputRaw: null, outputParsed: null })).toBeNull()
+  })
+
+  it("counts with the right noun", () => {
+    expect(countOf(1, "row")).toBe("1 row")
+    expect(countOf(10_000, "row")).toBe("10,000 rows")
   })
 })

@@ -9,6 +9,7 @@ import { useApi } from "../lib/session.tsx"
 import { toastError } from "../lib/toast.tsx"
 import { useQuery } from "../lib/useQuery.ts"
 import { blockersOf, coverageOf, type PlaceholderCoverage } from "./coverage.ts"
+import { countOf } from "./format.ts"
 import "./workspace.css"
 
 /** Every page of a listing (pickers show all of a user's prompts and datasets). */
@@ -146,7 +147,7 @@ export const NewRunPage = () => {
                 <option value={NO_DATASET}>No dataset (run the prompt once)</option>
                 {datasets.data?.map((d) => (
                   <option key={d.id} value={d.id}>
-                    {d.name} ({d.rowCount.toLocaleString()} rows)
+                    {d.name} ({countOf(d.rowCount, "row")})
                   </option>
                 ))}
               </select>
@@ -293,9 +294,8 @@ export const NewRunPage = () => {
           )}
           {prompt !== undefined && dataset !== undefined && dataset !== null && blockers.length === 0 && (
             <span className="muted">
-              {(dataset.rowCount * modelIds.length).toLocaleString()} cells (
-              {dataset.rowCount.toLocaleString()} rows × {modelIds.length}{" "}
-              {modelIds.length === 1 ? "model" : "models"})
+              {countOf(dataset.rowCount * modelIds.length, "cell")} ({countOf(dataset.rowCount, "row")} ×{" "}
+              {countOf(modelIds.length, "model")})
             </span>
           )}
           {prompt !== undefined && <Link to={`/prompts/${prompt.id}`}>Edit prompt</Link>}

@@ -12,6 +12,7 @@ import { useQuery } from "../lib/useQuery.ts"
 import { CellDrawer } from "./CellDrawer.tsx"
 import { CellStore, type CellView } from "./cellStore.ts"
 import { DatasetRows } from "./datasetRows.ts"
+import { countOf } from "./format.ts"
 import { setManualGrade } from "./grading.ts"
 import { cellAt, gridRowCount, modelColumns } from "./gridModel.ts"
 import { commandFor, focusReducer, initialFocus, type GridBounds, type GridCommand } from "./keyboard.ts"
@@ -234,7 +235,7 @@ export const RunPage = ({ id }: { readonly id: string }) => {
                 "…"
               )}
             </span>
-            <span>{rowCount.toLocaleString()} rows</span>
+            <span>{countOf(rowCount, "row")}</span>
             <span>{current.graderPromptVersionId ? "graded" : "not graded"}</span>
             <span className={`sync ${syncState}`} role="status">
               {SYNC_LABELS[syncState]}

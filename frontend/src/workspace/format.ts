@@ -1,5 +1,9 @@
 // Numbers and outputs as the workspace shows them.
 
+/** "1 row", "10,000 rows". */
+export const countOf = (n: number, one: string, many = `${one}s`) =>
+  `${n.toLocaleString()} ${n === 1 ? one : many}`
+
 export const formatMs = (ms: number | null | undefined): string => {
   if (ms === null || ms === undefined) return "—"
   if (ms < 1000) return `${Math.round(ms)} ms`
