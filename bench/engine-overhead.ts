@@ -64,6 +64,7 @@ try {
         const sql = yield* SqlClient.SqlClient
         const runs = yield* Runs
         const started = performance.now()
+        const cpuBefore = process.cpuUsage()
         const run = yield* runs.create(LOCAL_USER_ID, {
           promptId: setup.promptId,
           datasetId: setup.datasetId,
@@ -80,6 +81,7 @@ try {
           yield* Effect.sleep("10 millis")
         }
         const finished = performance.now()
+        const cpu = process.cpuUsage(cpuBefore)
         const [cells] = yield* sql<{ n: number }>`
           select count(*)::int as n from assay.run_cell where run_id = ${run.id} and status = 'succeeded'`
         const [events] = yield* sql<{ n: number }>`
@@ -87,6 +89,7 @@ try {
         return {
           createMs: created - started,
           totalMs: finished - started,
+          cpuMs: Math.round((cpu.user + cpu.system) / 1000),
           succeededCells: cells!.n,
           succeededEvents: events!.n
         }
@@ -100,6 +103,9 @@ try {
     cells: total,
     runCreationMs: Math.round(value.createMs),
     totalMs: Math.round(value.totalMs),
+    // this process's CPU time (user + system) over the same span: the engine's own cost, less sensitive to a
+    // busy machine than the wall clock
+    processCpuMs: value.cpuMs,
     cellsPerSecond,
     succeededCells: value.succeededCells,
     succeededEvents: value.succeededEvents,

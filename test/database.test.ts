@@ -44,7 +44,11 @@ describe.each(emptyDatabases)("migrations from empty on %s", (_kind, database) =
         expect(before[0]!.n).toBe(0)
 
         const first = yield* migrate
-        expect(first.map(([id, name]) => `${id}_${name}`)).toEqual(["1_initial", "2_engine"])
+        expect(first.map(([id, name]) => `${id}_${name}`)).toEqual([
+          "1_initial",
+          "2_engine",
+          "3_engine_writes"
+        ])
 
         const tables = yield* sql<{ relname: string; relrowsecurity: boolean }>`
         select c.relname, c.relrowsecurity from pg_class c join pg_namespace n on n.oid = c.relnamespace

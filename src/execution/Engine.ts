@@ -67,6 +67,10 @@ const WRITE_BATCH = 500
  * in its slot, so claiming slows down to the writers' pace instead of piling finished cells up in memory.
  */
 const RESULT_BACKLOG = WRITERS * WRITE_BATCH
+/** Claims on their way at once: while one waits for the database, the cells of the last one run. */
+const CLAIMS_IN_FLIGHT = 2
+/** How long the list of run models with runnable cells is trusted before it is read again. */
+const ACTIVE_TTL_MS = 200
 const KEY_CACHE_MS = 10_000
 
 /** One gate per provider endpoint, key (the owner's) and model. */
@@ -497,26 +501,61 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
       select rm.id, rm.run_id, ${config.workers}::int as runnable
       from assay.run r
       join assay.run_model rm on rm.run_id = r.id
+      -- the first runnable cell in the claim order, as a claim finds it (an EXISTS may be planned as a scan of
+      -- all the run model's cells, claimed or not)
+      cross join lateral (
+        select 1 from assay.run_cell c
+        where c.run_model_id = rm.id and c.status = 'queued' and c.next_attempt_at <= now()
+        order by c.next_attempt_at, c.row_index
+        limit 1
+      ) runnable
       where r.status in ('queued', 'running')
-        and exists (
-          select 1 from assay.run_cell c
-          where c.run_model_id = rm.id and c.status = 'queued' and c.next_attempt_at <= now()
-        )
       order by r.created_at, rm.display_order`.pipe(orDieSql)
+    /*
+     * The active run models, read again at most every ACTIVE_TTL_MS, or at once when new work arrives (a run, a
+     * re-run). Between reads, a run model whose claim came back short has nothing runnable left and is dropped,
+     * so it takes no share of the next claims; retries coming due are found by the next read.
+     */
+    let active: ReadonlyArray<{ id: string; run_id: string; runnable: number }> = []
+    let activeReadAt = Number.NEGATIVE_INFINITY
+    const readActive = Effect.gen(function* () {
+      if (Date.now() - activeReadAt >= ACTIVE_TTL_MS) {
+        activeReadAt = Date.now()
+        active = yield* activeRunModels
+      }
+      return active
+    })
+    const newWork = Effect.sync(() => {
+      activeReadAt = Number.NEGATIVE_INFINITY
+    }).pipe(Effect.zipRight(signal))
     let rotation = 0
+    // claims on their way and the slots they may fill (their gates' shares are in `awaitingGate` meanwhile)
+    let claiming = 0
+    let reserved = 0
 
-    const dispatchOnce = Effect.gen(function* () {
-      const free = config.workers - running.size
-      if (free <= 0) return 0
-      const active = yield* activeRunModels
-      if (active.length === 0) return 0
+    interface Claim {
+      readonly quotas: ReadonlyArray<{ readonly runModelId: string; readonly limit: number }>
+      readonly gateOf: ReadonlyMap<string, string>
+      readonly total: number
+    }
+
+    /** Plans a claim for the slots and gate room free now, or none. */
+    const plan = Effect.gen(function* () {
+      // one claim takes at most a share of the pool, so the next one can be on its way while these cells run
+      const free = Math.min(
+        config.workers - running.size - reserved,
+        Math.ceil(config.workers / CLAIMS_IN_FLIGHT)
+      )
+      if (free <= 0) return undefined
+      const runModelsNow = yield* readActive
+      if (runModelsNow.length === 0) return undefined
       // group the run models by gate; within a gate, share its room equally between run models (so runs
       // share it round-robin); gates take turns at the process-wide budget
       const byGate = new Map<
         string,
         { key: string; gate: Gate; runModels: Array<{ id: string; runnable: number }> }
       >()
-      for (const rm of active) {
+      for (const rm of runModelsNow) {
         const context = yield* loadContext(rm.run_id)
         const model = context.models.get(rm.id)
         if (!model) continue
@@ -558,28 +597,85 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
         }
         for (const [runModelId, limit] of limits) if (limit > 0) quotas.push({ runModelId, limit })
       }
-      const claimed = yield* queue.claim(worker, quotas, leaseMs)
-      yield* publish(claimed.events)
-      for (const cell of claimed.cells) {
-        const key = gateOf.get(cell.runModelId)
-        if (key !== undefined) {
-          awaitingCells.set(cell.id, key)
-          awaitingGate.set(key, (awaitingGate.get(key) ?? 0) + 1)
+      if (quotas.length === 0) return undefined
+      const claim: Claim = { quotas, gateOf, total: quotas.reduce((sum, q) => sum + q.limit, 0) }
+      return claim
+    })
+
+    const addAwaiting = (key: string, n: number) => awaitingGate.set(key, (awaitingGate.get(key) ?? 0) + n)
+
+    /** Runs a planned claim: its slots and gate shares are held until the claimed cells take them over. */
+    const runClaim = (claim: Claim) => {
+      let held = true
+      const unhold = () => {
+        if (!held) return
+        held = false
+        claiming--
+        reserved -= claim.total
+        for (const q of claim.quotas) {
+          const key = claim.gateOf.get(q.runModelId)
+          if (key !== undefined) addAwaiting(key, -q.limit)
         }
-        const entry: RunningCell = { runId: cell.runId }
-        running.set(cell.id, entry)
-        entry.fiber = yield* FiberSet.run(fibers, runCell(cell))
       }
-      return claimed.cells.length
+      claiming++
+      reserved += claim.total
+      for (const q of claim.quotas) {
+        const key = claim.gateOf.get(q.runModelId)
+        if (key !== undefined) addAwaiting(key, q.limit)
+      }
+      return queue.claim(worker, claim.quotas, leaseMs).pipe(
+        Effect.flatMap((claimed) =>
+          Effect.gen(function* () {
+            // in one step: the reservation ends and the claimed cells take their slots and gate shares
+            const got = new Map<string, number>()
+            const cells = claimed.cells
+            yield* Effect.sync(() => {
+              unhold()
+              for (const cell of cells) {
+                got.set(cell.runModelId, (got.get(cell.runModelId) ?? 0) + 1)
+                const key = claim.gateOf.get(cell.runModelId)
+                if (key !== undefined) {
+                  awaitingCells.set(cell.id, key)
+                  addAwaiting(key, 1)
+                }
+                running.set(cell.id, { runId: cell.runId })
+              }
+              // a run model that gave fewer cells than asked has nothing more runnable for now
+              const short = new Set(
+                claim.quotas.filter((q) => (got.get(q.runModelId) ?? 0) < q.limit).map((q) => q.runModelId)
+              )
+              if (short.size > 0) active = active.filter((rm) => !short.has(rm.id))
+            })
+            yield* publish(claimed.events)
+            for (const cell of cells) {
+              const entry = running.get(cell.id)
+              if (entry !== undefined) entry.fiber = yield* FiberSet.run(fibers, runCell(cell))
+            }
+          })
+        ),
+        Effect.catchAllCause((cause) => Effect.logError("engine: claim failed", cause)),
+        Effect.ensuring(Effect.sync(unhold).pipe(Effect.zipRight(signal)))
+      )
+    }
+
+    /** Starts a claim when there is room for one; tells whether it did. */
+    const dispatchOnce = Effect.gen(function* () {
+      if (claiming >= CLAIMS_IN_FLIGHT) return false
+      const claim = yield* plan
+      if (claim === undefined) return false
+      yield* FiberSet.run(fibers, runClaim(claim))
+      return true
     })
 
     const dispatcher = Effect.gen(function* () {
-      const claimed = yield* dispatchOnce.pipe(
-        Effect.catchAllCause((cause) => Effect.logError("engine: dispatch failed", cause).pipe(Effect.as(0)))
+      const started = yield* dispatchOnce.pipe(
+        Effect.catchAllCause((cause) =>
+          Effect.logError("engine: dispatch failed", cause).pipe(Effect.as(false))
+        )
       )
-      // nothing to do, or no room: sleep until something changes (a result, a new run), a gate gets room with
-      // time alone (a pause ends, a bucket refills, a cold gate's ramp widens), or a short poll
-      if (claimed === 0) {
+      // nothing to do, or no room: sleep until something changes (a result, a claim, a new run), a gate gets
+      // room with time alone (a pause ends, a bucket refills, a cold gate's ramp widens), or a short poll
+      if (!started) {
         const opensInMs = yield* gates.opensInMs
         yield* Queue.take(wake).pipe(
           Effect.timeout(Duration.millis(Math.min(200, opensInMs ?? 200))),
@@ -642,7 +738,7 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
 
     const on: EngineShape = {
       worker,
-      wake: signal,
+      wake: newWork,
       abortRun: (runId) =>
         interruptCells([...running.entries()].filter(([, entry]) => entry.runId === runId).map(([id]) => id)),
       abortCells: interruptCells,

@@ -142,10 +142,21 @@ export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
     ) {
       const wanted = quotas.filter((q) => q.limit > 0)
       if (wanted.length === 0) return { cells: [] as Array<ClaimedCell>, events: [] as Array<WrittenEvent> }
-      const quotaRows = sql.join(
-        ", ",
+      // one branch per run model with its limit as a value, not a column: the planner then knows how few rows
+      // come out and looks them up by key (a limit it cannot see made it hash the whole table on every claim)
+      const picks = sql.join(
+        " union all ",
         false
-      )(wanted.map((q) => sql`(${q.runModelId}::uuid, ${q.limit}::int)`))
+      )(
+        wanted.map(
+          (q) => sql`select id from (
+            select id from assay.run_cell
+            where run_model_id = ${q.runModelId} and status = 'queued' and next_attempt_at <= now()
+            order by next_attempt_at, row_index
+            limit ${q.limit}
+            for update skip locked) p`
+        )
+      )
       const rows = yield* sql<{
         id: string
         run_id: string
@@ -157,16 +168,7 @@ export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
         event_id: string
         event_at: number
       }>`
-        with quota (run_model_id, n) as (values ${quotaRows}),
-        picked as (
-          select c.id from quota q cross join lateral (
-            select id from assay.run_cell
-            where run_model_id = q.run_model_id and status = 'queued' and next_attempt_at <= now()
-            order by next_attempt_at, row_index
-            limit q.n
-            for update skip locked
-          ) c
-        ),
+        with picked as (${picks}),
         claimed as (
           update assay.run_cell rc
           set status = 'running', lease_owner = ${worker},

@@ -303,22 +303,25 @@ export class Runs extends Effect.Service<Runs>()("assay/Runs", {
                 insert into assay.run_model (run_id, model_config_id, display_order, model_snapshot)
                 values (${id}, ${config.id}, ${order}, ${JSON.stringify(snapshotOf(config))}::jsonb)`
             }
-            if (input.datasetId !== null) {
-              yield* sql`
-                insert into assay.run_cell (run_id, run_model_id, dataset_row_id, row_index, max_attempts)
-                select ${id}, rm.id, dr.id, dr.row_index, ${config.maxAttempts}
-                from assay.run_model rm cross join assay.dataset_row dr
-                where rm.run_id = ${id} and dr.dataset_id = ${input.datasetId}`
-            } else {
-              yield* sql`
-                insert into assay.run_cell (run_id, run_model_id, dataset_row_id, row_index, max_attempts)
-                select ${id}, rm.id, null, 0, ${config.maxAttempts} from assay.run_model rm where rm.run_id = ${id}`
-            }
+            // the cells and their `queued` events in one statement: the events come from the inserted rows,
+            // with no second pass over the run's cells
+            const cells =
+              input.datasetId !== null
+                ? sql`
+                  insert into assay.run_cell (run_id, run_model_id, dataset_row_id, row_index, max_attempts)
+                  select ${id}, rm.id, dr.id, dr.row_index, ${config.maxAttempts}
+                  from assay.run_model rm cross join assay.dataset_row dr
+                  where rm.run_id = ${id} and dr.dataset_id = ${input.datasetId}
+                  returning id, run_model_id, row_index`
+                : sql`
+                  insert into assay.run_cell (run_id, run_model_id, dataset_row_id, row_index, max_attempts)
+                  select ${id}, rm.id, null, 0, ${config.maxAttempts} from assay.run_model rm where rm.run_id = ${id}
+                  returning id, run_model_id, row_index`
             yield* sql`
+              with cells as (${cells})
               insert into assay.run_cell_event (run_id, run_cell_id, event_type)
-              select c.run_id, c.id, 'queued' from assay.run_cell c
+              select ${id}, c.id, 'queued' from cells c
               join assay.run_model rm on rm.id = c.run_model_id
-              where c.run_id = ${id}
               order by c.row_index, rm.display_order`
             return id as RunId
           })
