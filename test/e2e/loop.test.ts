@@ -46,7 +46,7 @@ const DATASET_CSV = [
 ].join("\n")
 const ROWS = 6
 
-/** Row 3 has a field too many: the server names the row. */
+/** The second data row (line 3 of the file) has a field too many; the server's message names both. */
 const MALFORMED_CSV = ["tone,product,message", "friendly,Router X2,hello", "formal,Mesh Pro,hi,extra"].join(
   "\n"
 )
@@ -292,8 +292,8 @@ describe.runIf(chromiumFound)("the refinement loop in the browser", () => {
       // the browser logs the 400 answer as a failed resource load: expected here, and only here
       await errors.allowing([/status of 400/, /error toast: Row 2/], async () => {
         await page.getByRole("button", { name: "Upload", exact: true }).click()
-        const message = await toast(/Row 2/)
-        expect(message).toContain("has 4 field(s); the header has 3")
+        const message = await toast(/^Row 2/)
+        expect(message).toContain("Row 2 (line 3) has 4 field(s); the header has 3.")
       })
       await page.getByRole("alert").filter({ hasText: "The file was not accepted" }).waitFor()
     })
