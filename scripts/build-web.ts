@@ -22,7 +22,13 @@ const args = [
   "/",
   ...(watch ? ["--watch"] : [])
 ]
-const proc = Bun.spawn(args, { cwd: root, stdout: watch ? "inherit" : "pipe", stderr: "inherit" })
+// NODE_ENV would override --production (vitest sets it to "test"): React's development build would ship.
+const proc = Bun.spawn(args, {
+  cwd: root,
+  env: { ...process.env, NODE_ENV: "production" },
+  stdout: watch ? "inherit" : "pipe",
+  stderr: "inherit"
+})
 const code = await proc.exited
 if (code !== 0) {
   console.error(`web build failed (exit ${code})`)

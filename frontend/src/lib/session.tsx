@@ -61,6 +61,8 @@ export const SessionProvider = ({ config, signIn, children }: Props) => {
     return () => data.subscription.unsubscribe()
   }, [supabase])
 
+  // One client for the page's life (config never changes after load). It is not disposed on unmount: StrictMode
+  // unmounts once on trial in development, and a disposed client would fail every later call.
   const api = useMemo(
     () =>
       makeApi(window.location.origin, async () =>
@@ -68,7 +70,6 @@ export const SessionProvider = ({ config, signIn, children }: Props) => {
       ),
     [supabase]
   )
-  useEffect(() => () => void api.dispose(), [api])
 
   const value = useMemo<SessionValue>(
     () => ({
