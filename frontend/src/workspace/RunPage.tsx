@@ -15,7 +15,14 @@ import { DatasetRows } from "./datasetRows.ts"
 import { countOf } from "./format.ts"
 import { setManualGrade } from "./grading.ts"
 import { cellAt, gridRowCount, modelColumns } from "./gridModel.ts"
-import { commandFor, focusReducer, initialFocus, type GridBounds, type GridCommand } from "./keyboard.ts"
+import {
+  commandFor,
+  focusReducer,
+  initialFocus,
+  type GridBounds,
+  type GridCommand,
+  type GridFocus
+} from "./keyboard.ts"
 import { LiveSync, type SyncState } from "./liveSync.ts"
 import { RunGrid, ROW_HEIGHT, type GridActions } from "./RunGrid.tsx"
 import { METRIC_LABELS, RunSummary } from "./RunSummary.tsx"
@@ -41,6 +48,13 @@ export const RunPage = ({ id }: { readonly id: string }) => {
   const [store] = useState(() => new CellStore())
   const [syncState, setSyncState] = useState<SyncState>("loading")
   const [focus, setFocus] = useState(initialFocus)
+  // the focus as the key handler sees it: two quick keys (j then p) must not act on a stale render's focus
+  const focusRef = useRef(initialFocus)
+  const moveFocus = useCallback((update: (focus: GridFocus) => GridFocus) => {
+    const next = update(focusRef.current)
+    focusRef.current = next
+    setFocus(next)
+  }, [])
   const [busy, setBusy] = useState<"cancel" | "rerun" | null>(null)
   const syncRef = useRef<LiveSync | null>(null)
 
@@ -136,8 +150,8 @@ export const RunPage = ({ id }: { readonly id: string }) => {
 
   const select = useCallback(
     (row: number, col: number, open: boolean) =>
-      setFocus((f) => ({ row, col, drawerOpen: open || f.drawerOpen })),
-    []
+      moveFocus((f) => ({ row, col, drawerOpen: open || f.drawerOpen })),
+    [moveFocus]
   )
   const actions: GridActions = useMemo(
     () => ({ select, grade, rerun: rerunCell }),
@@ -148,11 +162,11 @@ export const RunPage = ({ id }: { readonly id: string }) => {
   const handle = useRef<(command: GridCommand) => void>(() => {})
   handle.current = (command) => {
     if (command.type === "grade") {
-      const cell = cellAt(store, columns, focus.row, focus.col)
+      const cell = cellAt(store, columns, focusRef.current.row, focusRef.current.col)
       if (cell) grade(cell, command.value)
       return
     }
-    setFocus((f) => focusReducer(f, command, bounds))
+    moveFocus((f) => focusReducer(f, command, bounds))
   }
   const boundsRef = useRef(bounds)
   boundsRef.current = bounds
@@ -298,7 +312,7 @@ export const RunPage = ({ id }: { readonly id: string }) => {
             runId={runId}
             cell={focused}
             title={`Row ${focused.rowIndex + 1} · ${columns[focus.col]?.label ?? ""}`}
-            onClose={() => setFocus((f) => ({ ...f, drawerOpen: false }))}
+            onClose={() => moveFocus((f) => ({ ...f, drawerOpen: false }))}
             onGrade={grade}
             onRerun={rerunCell}
           />
