@@ -257,6 +257,41 @@ layer(testApp(pgliteLayer), { excludeTestServices: true, timeout: 120_000 })("wo
     })
   )
 
+  it.effect("a stream that stalls without closing still ends in the run's final state", () =>
+    withFixture(async (f) => {
+      const run = await createRun(f, [await f.model("stalled?latency=300")])
+      const store = new CellStore()
+      const errors: Array<ApiError> = []
+      let opened = 0
+      // connected, silent: no event ever arrives and no error either
+      const silent: EventSourceLike = {
+        readyState: 1,
+        onerror: null,
+        addEventListener: () => {},
+        close: () => {}
+      }
+      const sync = new LiveSync({
+        api: f.api,
+        runId: run.id,
+        store,
+        mode: "realtime",
+        loadRun: () => f.api.call((client) => client.runs.get({ id: run.id })),
+        onError: (error) => errors.push(error),
+        openEventSource: () => {
+          opened++
+          return silent
+        },
+        streamSafetyMs: 200
+      })
+      await sync.start()
+      await waitFor("the sync to stop", () => sync.state === "idle")
+      expect(opened).toBe(1)
+      expect(errors).toEqual([])
+      expect(store.counts()).toMatchObject({ total: ROWS, succeeded: ROWS })
+      sync.dispose()
+    })
+  )
+
   it.effect(
     "a manual grade shows at once, is kept when the server takes it and rolled back when it refuses",
     () =>

@@ -41,6 +41,8 @@ export interface LiveSyncOptions {
   readonly pollIntervalMs?: number
   /** The shortest gap between two fetches that events ask for: a burst of events makes one fetch. */
   readonly streamFetchGapMs?: number
+  /** While streaming, a fetch at least this often anyway: a stream that stalls without closing loses nothing. */
+  readonly streamSafetyMs?: number
 }
 
 const isFinished = (run: Run) =>
@@ -55,6 +57,7 @@ export class LiveSync {
   private lastEventId: string | undefined
   private source: EventSourceLike | undefined
   private timer: ReturnType<typeof setTimeout> | undefined
+  private timerDue = 0
   private inFlight: Promise<void> | undefined
   private wanted = false
   private lastFetchEnd = 0
@@ -184,22 +187,24 @@ export class LiveSync {
     }
     if (this.mode === "polling") this.schedule(this.options.pollIntervalMs ?? 500)
     else if (this.wanted) this.request()
+    else this.schedule(this.options.streamSafetyMs ?? 5_000)
   }
 
-  /** A fetch as soon as the gap since the last one allows. */
+  /** A fetch as soon as the gap since the last one allows (sooner than one already planned). */
   private request() {
     if (this.inFlight) {
       this.wanted = true
       return
     }
-    if (this.timer !== undefined) return
     const gap = this.options.streamFetchGapMs ?? 250
     const wait = Math.max(0, this.lastFetchEnd + gap - Date.now())
+    if (this.timer !== undefined && this.timerDue <= Date.now() + wait) return
     this.schedule(wait)
   }
 
   private schedule(ms: number) {
     if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timerDue = Date.now() + ms
     this.timer = setTimeout(() => {
       this.timer = undefined
       if (!this.disposed && this.following) void this.fetch()
