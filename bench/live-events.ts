@@ -49,8 +49,29 @@ const liveByType = new Map<string, Histogram>()
 // where live latency goes: event created → visible in the table (the writer's transaction, to its commit),
 // then visible → received (the server's delivery)
 const visibleToReceived = histogram()
+/** A number per event id: a fresh database's ids are small and dense, and 200 subscribers look each one up. */
+class ById {
+  private values = new Float64Array(1 << 16).fill(Number.NaN)
+  get(id: number) {
+    return id < this.values.length ? this.values[id]! : Number.NaN
+  }
+  has(id: number) {
+    return !Number.isNaN(this.get(id))
+  }
+  set(id: number, value: number) {
+    if (id >= this.values.length) {
+      const grown = new Float64Array(Math.max(id + 1, this.values.length * 2)).fill(Number.NaN)
+      grown.set(this.values)
+      this.values = grown
+    }
+    this.values[id] = value
+  }
+  *entries() {
+    for (let id = 0; id < this.values.length; id++) if (this.has(id)) yield [id, this.values[id]!] as const
+  }
+}
 /** Epoch ms when each event id was first seen committed (by the table watcher, or by a delivery). */
-const visibleAt = new Map<number, number>()
+const visibleAt = new ById()
 // live latency by when the event was created (WINDOW_MS windows from the run's creation), to tell the
 // subscribers' catch-up from the steady state after it; latencies above WINDOW_CAP_MS count as that
 const WINDOW_MS = 10_000
@@ -58,7 +79,7 @@ const WINDOW_CAP_MS = 60_000
 const liveByWindow: Array<Histogram> = []
 let runStartedAt = Number.POSITIVE_INFINITY
 /** createdAt of each event id, as first received. */
-const createdAtOf = new Map<number, number>()
+const createdAtOf = new ById()
 
 const record = (h: Histogram, ms: number) => {
   const bucket = Math.min(h.counts.length - 1, Math.max(0, Math.round(ms)))
@@ -75,24 +96,62 @@ const summary = (h: Histogram) => ({
   max: h.total === 0 ? null : Math.round(h.max)
 })
 
-const CREATED_AT = '"createdAt":"'
+// The subscribers parse the stream as bytes: 200 of them read every event, and decoding and slicing strings
+// would make the client, not the server, the slowest part of the benchmark.
+const FRAME_END = Buffer.from("\n\n")
+const CREATED_AT = Buffer.from('"createdAt":"')
+const NEWLINE = 0x0a
+const digitsAt = (b: Buffer, from: number, count: number) => {
+  let n = 0
+  for (let i = from; i < from + count; i++) n = n * 10 + b[i]! - 48
+  return n
+}
+/** Epoch ms of the day of the last `YYYY-MM-DD` seen, so most frames need no Date arithmetic. */
+let dayKey = -1
+let dayMs = 0
+/** `YYYY-MM-DDTHH:mm:ss.sssZ` at `b[at]` (the server writes `toISOString`), as epoch ms. */
+const isoAt = (b: Buffer, at: number) => {
+  const key = digitsAt(b, at, 4) * 10_000 + digitsAt(b, at + 5, 2) * 100 + digitsAt(b, at + 8, 2)
+  if (key !== dayKey) {
+    dayKey = key
+    dayMs = Date.UTC(Math.floor(key / 10_000), (Math.floor(key / 100) % 100) - 1, key % 100)
+  }
+  if (b[at + 23] !== 0x5a) throw new Error(`unexpected createdAt ${b.toString("latin1", at, at + 30)}`)
+  return (
+    dayMs +
+    ((digitsAt(b, at + 11, 2) * 60 + digitsAt(b, at + 14, 2)) * 60 + digitsAt(b, at + 17, 2)) * 1000 +
+    digitsAt(b, at + 20, 3)
+  )
+}
 
-/** One SSE frame, `buffer[start, end)`: an event (`id:` first, as the server writes it), `retry:`, or a comment. */
-const onFrame = (f: Follower, buffer: string, start: number, end: number, receivedAt: number) => {
-  if (!buffer.startsWith("id: ", start)) return buffer.startsWith("retry: ", start) ? "retry" : "other"
-  const id = Number(buffer.slice(start + 4, buffer.indexOf("\n", start)))
-  // createdAt is the CellEvent's last field, after the payload: the last occurrence in the frame is it
-  const at = buffer.lastIndexOf(CREATED_AT, end)
-  if (at < start) throw new Error(`event ${id} without createdAt`)
-  const from = at + CREATED_AT.length
-  const createdAt = Date.parse(buffer.slice(from, buffer.indexOf('"', from)))
+const typeNames = new Map<number, string>()
+
+/**
+ * One event frame as the server writes it: `id:`, `event:` and `data:` lines (the JSON has no raw newline) and
+ * a blank line; `idEnd`, `typeEnd` and `dataEnd` are the positions of the three lines' newlines.
+ */
+const onEvent = (
+  f: Follower,
+  b: Buffer,
+  start: number,
+  idEnd: number,
+  typeEnd: number,
+  dataEnd: number,
+  receivedAt: number
+) => {
+  const id = digitsAt(b, start + 4, idEnd - start - 4)
+  // createdAt is the CellEvent's last field, after the payload: `"createdAt":"<24 characters>"}` ends the line
+  let at = dataEnd - CREATED_AT.length - 26
+  if (b[at] !== 0x22 || b[at + 1] !== 0x63 || b[at + 12] !== 0x22) at = b.lastIndexOf(CREATED_AT, dataEnd)
+  if (at < typeEnd) throw new Error(`event ${id} without createdAt`)
+  const createdAt = isoAt(b, at + CREATED_AT.length)
   if (id <= f.lastId) f.outOfOrder += 1
   else f.lastId = id
   f.ids.push(id)
   if (!createdAtOf.has(id)) createdAtOf.set(id, createdAt)
   // a delivered event has committed: the watcher may not have polled since
   let visible = visibleAt.get(id)
-  if (visible === undefined || visible > receivedAt) visibleAt.set(id, (visible = receivedAt))
+  if (Number.isNaN(visible) || visible > receivedAt) visibleAt.set(id, (visible = receivedAt))
   const latency = receivedAt - createdAt
   record(allLatency, latency)
   if (f.connectedAt !== null && createdAt >= f.connectedAt) {
@@ -100,15 +159,44 @@ const onFrame = (f: Follower, buffer: string, start: number, end: number, receiv
     const window = Math.max(0, Math.floor((createdAt - runStartedAt) / WINDOW_MS))
     record((liveByWindow[window] ??= histogram(WINDOW_CAP_MS)), latency)
     record(visibleToReceived, receivedAt - visible)
-    const type = buffer.slice(
-      buffer.indexOf("event: ", start) + 7,
-      buffer.indexOf("\n", buffer.indexOf("event: ", start))
-    )
+    // an event type is known by its first letter and length
+    const typeKey = b[idEnd + 8]! * 100 + typeEnd - idEnd - 8
+    let type = typeNames.get(typeKey)
+    if (type === undefined) typeNames.set(typeKey, (type = b.toString("latin1", idEnd + 8, typeEnd)))
     let byType = liveByType.get(type)
     if (byType === undefined) liveByType.set(type, (byType = histogram()))
     record(byType, latency)
   }
-  return "event"
+}
+
+/** Reads the frames of `b` from `start`; answers where the first incomplete one starts (or `b.length`). */
+const onFrames = (
+  f: Follower,
+  b: Buffer,
+  start: number,
+  receivedAt: number,
+  onRetry: (ms: number) => void
+) => {
+  while (start < b.length) {
+    if (b[start] === 0x69) {
+      // `id: ...`
+      const idEnd = b.indexOf(NEWLINE, start)
+      const typeEnd = idEnd === -1 ? -1 : b.indexOf(NEWLINE, idEnd + 1)
+      const dataEnd = typeEnd === -1 ? -1 : b.indexOf(NEWLINE, typeEnd + 1)
+      if (dataEnd === -1 || dataEnd + 1 >= b.length) return start
+      if (b[dataEnd + 1] !== NEWLINE)
+        throw new Error(`unexpected frame ${b.toString("latin1", start, dataEnd + 2)}`)
+      onEvent(f, b, start, idEnd, typeEnd, dataEnd, receivedAt)
+      start = dataEnd + 2
+    } else {
+      // `retry: ...` or a comment
+      const end = b.indexOf(FRAME_END, start)
+      if (end === -1) return start
+      if (b[start] === 0x72) onRetry(Number(b.toString("latin1", start + 7, end)))
+      start = end + 2
+    }
+  }
+  return start
 }
 
 const follow = async (f: Follower, url: string, signal: AbortSignal) => {
@@ -122,24 +210,17 @@ const follow = async (f: Follower, url: string, signal: AbortSignal) => {
       }
       f.connects += 1
       f.connectedAt ??= Date.now()
-      const decoder = new TextDecoder()
       const reader = response.body.getReader()
-      let buffer = ""
+      // the start of a frame the last read ended inside
+      let rest: Buffer | null = null
       for (;;) {
         const { done, value } = await reader.read()
         if (done) break
         const receivedAt = Date.now()
-        buffer += decoder.decode(value, { stream: true })
-        let start = 0
-        for (;;) {
-          const end = buffer.indexOf("\n\n", start)
-          if (end === -1) break
-          if (onFrame(f, buffer, start, end, receivedAt) === "retry") {
-            retryMs = Number(buffer.slice(start + 7, end)) || retryMs
-          }
-          start = end + 2
-        }
-        if (start > 0) buffer = buffer.slice(start)
+        const chunk = Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+        const b: Buffer = rest === null ? chunk : Buffer.concat([rest, chunk])
+        const start = onFrames(f, b, 0, receivedAt, (ms) => (retryMs = ms || retryMs))
+        rest = start === b.length ? null : Buffer.from(b.subarray(start))
       }
       f.ended += 1
     } catch (error) {
@@ -298,9 +379,9 @@ try {
   await watcher
   const watchedFrom = Math.min(...followers.map((f) => f.connectedAt ?? Number.POSITIVE_INFINITY))
   const createdToVisible = histogram()
-  for (const [id, created] of createdAtOf) {
+  for (const [id, created] of createdAtOf.entries()) {
     const visible = visibleAt.get(id)
-    if (created >= watchedFrom && visible !== undefined) record(createdToVisible, visible - created)
+    if (created >= watchedFrom && !Number.isNaN(visible)) record(createdToVisible, visible - created)
   }
 
   // every subscriber against the table

@@ -1,15 +1,24 @@
+import { HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
-import { expect, layer } from "@effect/vitest"
-import { Chunk, Context, Deferred, Effect, Fiber, Layer, Redacted, Stream } from "effect"
+import { expect, it, layer } from "@effect/vitest"
+import { Chunk, Context, DateTime, Deferred, Effect, Fiber, Layer, Redacted, Schema, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import type { CellEvent } from "../src/domain/Cell.ts"
-import { LOCAL_USER_ID, type RunId } from "../src/domain/Ids.ts"
+import { CellEvent } from "../src/domain/Cell.ts"
+import { LOCAL_USER_ID, type RunCellId, type RunId } from "../src/domain/Ids.ts"
+import { eventStreamResponse } from "../src/http/events.ts"
 import * as Database from "../src/layers/Database.ts"
 import { Routes } from "../src/layers/Http.ts"
 import { ServicesLive } from "../src/layers/Services.ts"
-import { RunEvents, RunEventsSettings, type RunEventsSettingsShape } from "../src/services/RunEvents.ts"
+import {
+  type CellEventRow,
+  openSubscription,
+  RunEvents,
+  RunEventsSettings,
+  type RunEventsSettingsShape,
+  toCellEvent
+} from "../src/services/RunEvents.ts"
 import { insertEvent, seedRun } from "./support/fixtures.ts"
 import { testConfig } from "./support/TestConfig.ts"
 import { adminUrl, testDatabases } from "./support/TestDatabase.ts"
@@ -53,6 +62,18 @@ const seedLocalRun = (rows: number) =>
   })
 
 const ids = (events: ReadonlyArray<CellEvent>) => events.map((e) => e.id)
+
+/** `count` events of one cell in one statement, not published (as run creation writes its `queued` events). */
+const insertEvents = (runId: string, cellId: string, count: number) =>
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql<CellEventRow>`
+      insert into assay.run_cell_event (run_id, run_cell_id, event_type, payload)
+      select ${runId}, ${cellId}, 'retrying', jsonb_build_object('attempt', n)
+      from generate_series(1, ${count}) as n
+      order by n
+      returning id::text as id, run_id, run_cell_id, event_type, payload, created_at`
+  ).pipe(Effect.map((rows) => rows.map(toCellEvent)))
 
 const withSettings = (values: RunEventsSettingsShape) => Layer.succeed(RunEventsSettings, values)
 
@@ -158,6 +179,103 @@ for (const db of testDatabases) {
         const firstTwo = yield* Stream.runCollect(Stream.take(events.subscribe(run.runId as RunId, null), 2))
         expect(Chunk.size(firstTwo)).toBe(2)
         expect(yield* events.subscriberCount).toBe(before)
+      })
+    )
+
+    it.effect("a subscriber joining with more unpublished events than the backlog limit gets them all", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const events = yield* RunEvents
+        const run = yield* seedRun(sql, { rows: 1 })
+        // nobody published these (run creation does not): the subscriber's join reads them past the mark
+        yield* insertEvents(run.runId, run.cellIds[0]!, 12_000)
+        const expected = yield* eventIdsOf(run.runId)
+        const before = yield* events.subscriberCount
+        const { seen, fiber } = yield* collect(events.subscribe(run.runId as RunId, null))
+        yield* waitUntil(() => seen.length >= expected.length, 30_000)
+        expect(ids(seen)).toEqual(expected)
+        // still on the live feed: not dropped for a backlog that was its replay
+        expect(yield* events.subscriberCount).toBe(before + 1)
+        const live = yield* insertEvent(run.runId, run.cellIds[1]!, "succeeded")
+        yield* events.publish([live])
+        yield* waitUntil(() => seen.length === expected.length + 1)
+        expect(seen.at(-1)!.id).toBe(live.id)
+        yield* Fiber.interrupt(fiber)
+      })
+    )
+
+    it.effect("subscribers joining at different marks replay across pages from where each asked", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const events = yield* RunEvents
+        const run = yield* seedRun(sql, { rows: 1 })
+        yield* insertEvents(run.runId, run.cellIds[0]!, 1_500)
+        const first = yield* eventIdsOf(run.runId)
+        const a = yield* collect(events.subscribe(run.runId as RunId, null))
+        yield* waitUntil(() => a.seen.length >= first.length, 15_000)
+        expect(ids(a.seen)).toEqual(first)
+
+        // more unpublished events: a later subscriber's replay reaches further than the first one's
+        yield* insertEvents(run.runId, run.cellIds[1]!, 700)
+        const all = yield* eventIdsOf(run.runId)
+        const b = yield* collect(events.subscribe(run.runId as RunId, null))
+        const c = yield* collect(events.subscribe(run.runId as RunId, BigInt(all[1_234]!)))
+        yield* waitUntil(() => b.seen.length >= all.length && c.seen.length >= all.length - 1_235, 15_000)
+        expect(ids(b.seen)).toEqual(all)
+        expect(ids(c.seen)).toEqual(all.slice(1_235))
+        // the first subscriber gets them live, from the table
+        yield* waitUntil(() => a.seen.length >= all.length, 15_000)
+        expect(ids(a.seen)).toEqual(all)
+        yield* Effect.forEach([a, b, c], ({ fiber }) => Fiber.interrupt(fiber))
+      })
+    )
+
+    it.effect("a subscriber resuming beyond the mark gets only the events after its id", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const events = yield* RunEvents
+        const run = yield* seedRun(sql, { rows: 1 })
+        const last = BigInt((yield* eventIdsOf(run.runId)).at(-1)!)
+        // as if it had followed another process that sequenced two more events already
+        const before = yield* events.subscriberCount
+        const { seen, fiber } = yield* collect(events.subscribe(run.runId as RunId, last + 2n))
+        yield* waitUntil(() => Effect.runSync(events.subscriberCount) === before + 1)
+        const written = [
+          yield* insertEvent(run.runId, run.cellIds[0]!, "started"),
+          yield* insertEvent(run.runId, run.cellIds[0]!, "succeeded"),
+          yield* insertEvent(run.runId, run.cellIds[1]!, "started")
+        ]
+        expect(BigInt(written[0]!.id)).toBe(last + 1n)
+        yield* events.publish(written)
+        yield* waitUntil(() => seen.length === 1)
+        yield* Effect.sleep("300 millis")
+        expect(ids(seen)).toEqual([written[2]!.id])
+        yield* Fiber.interrupt(fiber)
+      })
+    )
+
+    it.effect("a subscriber that stops taking events is dropped past the backlog limit", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const events = yield* RunEvents
+        const run = yield* seedRun(sql, { rows: 1 })
+        const last = (yield* eventIdsOf(run.runId)).at(-1)!
+        const before = yield* events.subscriberCount
+        const subscription = openSubscription(events.subscribe(run.runId as RunId, BigInt(last)))!
+        const taking = subscription.next()
+        yield* waitUntil(() => Effect.runSync(events.subscriberCount) === before + 1)
+        const one = yield* insertEvent(run.runId, run.cellIds[0]!, "started")
+        yield* events.publish([one])
+        expect(ids((yield* Effect.promise(() => taking)).flatMap((chunk) => [...chunk]))).toEqual([one.id])
+
+        // it takes nothing more: 10,000 events wait for it, and the next batch finds it too far behind
+        const burst = yield* insertEvents(run.runId, run.cellIds[0]!, 10_000)
+        yield* events.publish(burst)
+        yield* waitUntil(() => BigInt(Effect.runSync(events.lastEventId)) >= BigInt(burst.at(-1)!.id))
+        yield* events.publish([yield* insertEvent(run.runId, run.cellIds[1]!, "started")])
+        yield* waitUntil(() => Effect.runSync(events.subscriberCount) === before, 15_000)
+        expect(yield* Effect.promise(() => subscription.next())).toEqual([])
+        subscription.close()
       })
     )
 
@@ -412,3 +530,31 @@ for (const db of testDatabases) {
     }
   )
 }
+
+it.live("the SSE body writes any stream of events, `data:` as the schema encodes the event", () =>
+  Effect.gen(function* () {
+    const runId = crypto.randomUUID() as RunId
+    const event = (id: string, payload: unknown) =>
+      new CellEvent({
+        id,
+        runId,
+        cellId: crypto.randomUUID() as RunCellId,
+        type: "succeeded",
+        payload,
+        createdAt: DateTime.unsafeMake("2026-01-02T03:04:05.678Z")
+      })
+    const events = [event("7", { output: 'line\nnext "quoted"', tokens: 3 }), event("8", {})]
+    const response = HttpServerResponse.toWeb(eventStreamResponse(Stream.fromIterable(events), 60_000))
+    expect(response.headers.get("content-type")).toContain("text/event-stream")
+    // the stream ends with its events, and so does the body
+    const frames = (yield* Effect.promise(() => response.text())).split("\n\n").filter((f) => f !== "")
+    expect(frames[0]).toBe("retry: 2000")
+    expect(frames.slice(1).map(parseFrame)).toEqual(
+      events.map((e) => ({
+        id: e.id,
+        event: "succeeded",
+        data: JSON.stringify(Schema.encodeSync(CellEvent)(e))
+      }))
+    )
+  })
+)

@@ -1,34 +1,141 @@
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Chunk, Effect, Layer, Schedule, Schema, Stream } from "effect"
+import { Chunk, DateTime, Effect, Exit, Layer, type Option, Scope, Stream } from "effect"
 import { CellEvent, StreamAuthentication } from "../domain/Cell.ts"
+import { openSubscription, type Subscription } from "../services/RunEvents.ts"
 import { Identity } from "./Auth.ts"
 
 /** How long EventSource waits before reconnecting after the stream drops. */
 const RETRY_MS = 2_000
 
 const encoder = new TextEncoder()
-const encodeEvent = Schema.encodeSync(CellEvent)
+const KEEP_ALIVE = encoder.encode(": keep-alive\n\n")
 
-const frame = (event: CellEvent) =>
-  `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(encodeEvent(event))}\n\n`
+/** One event's SSE frame; `data:` is the event as `Schema.encode(CellEvent)` writes it, fields in its order. */
+export const eventFrame = (event: CellEvent) =>
+  `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify({
+    id: event.id,
+    runId: event.runId,
+    cellId: event.cellId,
+    type: event.type,
+    payload: event.payload,
+    createdAt: DateTime.formatIso(event.createdAt)
+  })}\n\n`
 
 /**
- * A run's events as Server-Sent Events: a `retry:` line first (it also flushes the headers), then one frame per
- * event, with a `: keep-alive` comment every `keepAliveMs` so an idle stream survives proxies and Bun's idle
- * timeout. The events' subscription lives inside the body, so it is released when the client goes away.
+ * Encoded chunks by their first event. A run's subscribers receive its events as the same chunks (feed batches
+ * and replay pages), so each is encoded once and its bytes written to every stream; an entry lives as long as
+ * its events do.
  */
-export const eventStreamResponse = (events: Stream.Stream<CellEvent>, keepAliveMs: number) => {
-  const frames = events.pipe(Stream.mapChunks((chunk) => Chunk.of(Chunk.join(Chunk.map(chunk, frame), ""))))
-  const keepAlive = Stream.fromSchedule(Schedule.spaced(keepAliveMs)).pipe(Stream.as(": keep-alive\n\n"))
-  const body = Stream.make(`retry: ${RETRY_MS}\n\n`).pipe(
-    Stream.concat(Stream.merge(frames, keepAlive, { haltStrategy: "left" })),
-    Stream.map((text) => encoder.encode(text))
+const encodedChunks = new WeakMap<
+  CellEvent,
+  { readonly events: ReadonlyArray<CellEvent>; readonly bytes: Uint8Array }
+>()
+
+const sameEvents = (a: ReadonlyArray<CellEvent>, b: ReadonlyArray<CellEvent>) => {
+  if (a === b) return true
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+const encodeChunk = (chunk: Chunk.Chunk<CellEvent>): Uint8Array => {
+  const events = Chunk.toReadonlyArray(chunk)
+  const known = encodedChunks.get(events[0]!)
+  if (known !== undefined && sameEvents(known.events, events)) return known.bytes
+  const bytes = encoder.encode(events.map(eventFrame).join(""))
+  encodedChunks.set(events[0]!, { events, bytes })
+  return bytes
+}
+
+const concatBytes = (parts: ReadonlyArray<Uint8Array>) => {
+  if (parts.length === 1) return parts[0]!
+  const bytes = new Uint8Array(parts.reduce((n, part) => n + part.length, 0))
+  let at = 0
+  for (const part of parts) {
+    bytes.set(part, at)
+    at += part.length
+  }
+  return bytes
+}
+
+/** Any other stream of events read as a subscription, a chunk at a time, from its first `next`. */
+const streamSubscription = (events: Stream.Stream<CellEvent>): Subscription => {
+  const scope = Effect.runSync(Scope.make())
+  let pull: Effect.Effect<Chunk.Chunk<CellEvent>, Option.Option<never>> | undefined
+  const first = Effect.tap(Scope.extend(Stream.toPull(events), scope), (made) =>
+    Effect.sync(() => {
+      pull = made
+    })
   )
-  return HttpServerResponse.stream(body, {
+  return {
+    next: () =>
+      Effect.runPromise(
+        Effect.suspend(() => pull ?? Effect.flatten(first)).pipe(
+          Effect.map((chunk) => [chunk]),
+          Effect.catchAll(() => Effect.succeed([]))
+        )
+      ),
+    close: () => void Effect.runFork(Scope.close(scope, Exit.void))
+  }
+}
+
+/**
+ * The SSE body: `retry:` first (it also flushes the headers), then the events, read when the client has taken
+ * what was written before (a slow client leaves its events in its subscription, whose backlog limit ends it),
+ * everything that arrived meanwhile in one write; and a keep-alive comment every `keepAliveMs` once the client
+ * reads. A subscription from `RunEvents` is read directly: a fiber woken per batch, for each of hundreds of
+ * clients, costs more than the writes.
+ */
+const sseBody = (events: Stream.Stream<CellEvent>, keepAliveMs: number) => {
+  const subscription = openSubscription(events) ?? streamSubscription(events)
+  let timer: ReturnType<typeof setInterval> | undefined
+  let stopped = false
+  const stop = () => {
+    stopped = true
+    clearInterval(timer)
+    subscription.close()
+  }
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(encoder.encode(`retry: ${RETRY_MS}\n\n`))
+    },
+    async pull(controller) {
+      timer ??= setInterval(() => {
+        try {
+          controller.enqueue(KEEP_ALIVE)
+        } catch {
+          // closed between the client going away and `cancel`
+          clearInterval(timer)
+        }
+      }, keepAliveMs)
+      const chunks = await subscription.next().catch((error: unknown) => {
+        stop()
+        throw error
+      })
+      // the client went away while the events were on their way
+      if (stopped) return
+      if (chunks.length === 0) {
+        stop()
+        controller.close()
+        return
+      }
+      const parts = chunks.filter((chunk) => !Chunk.isEmpty(chunk))
+      // nothing written: the stream pulls again
+      if (parts.length > 0) controller.enqueue(concatBytes(parts.map(encodeChunk)))
+    },
+    cancel: stop
+  })
+}
+
+/**
+ * A run's events as Server-Sent Events (see `sseBody`). The events' subscription lives inside the body, so it is
+ * released when the client goes away.
+ */
+export const eventStreamResponse = (events: Stream.Stream<CellEvent>, keepAliveMs: number) =>
+  HttpServerResponse.raw(sseBody(events, keepAliveMs), {
     contentType: "text/event-stream",
     headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
   })
-}
 
 /**
  * The event stream's authentication: the `Authorization` header when sent, else the `access_token` query

@@ -1,6 +1,18 @@
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { Chunk, Clock, Context, DateTime, Deferred, Effect, Option, Queue, Schedule, Stream } from "effect"
+import {
+  Chunk,
+  Clock,
+  Context,
+  DateTime,
+  Deferred,
+  Effect,
+  Option,
+  Queue,
+  Runtime,
+  Schedule,
+  Stream
+} from "effect"
 import { CellEvent, type CellEventType } from "../domain/Cell.ts"
 import type { RunCellId, RunId } from "../domain/Ids.ts"
 import { orDieSql } from "./SqlFailure.ts"
@@ -36,15 +48,22 @@ export interface CellEventRow {
   readonly created_at: Date
 }
 
+/*
+ * Events built from our own rows (or from values we just wrote) skip the schema check: a large run's events pass
+ * through here by the ten thousand, and validating each costs more than delivering it.
+ */
 export const toCellEvent = (row: CellEventRow): CellEvent =>
-  new CellEvent({
-    id: row.id,
-    runId: row.run_id as RunId,
-    cellId: row.run_cell_id as RunCellId,
-    type: row.event_type,
-    payload: row.payload,
-    createdAt: DateTime.unsafeFromDate(row.created_at)
-  })
+  new CellEvent(
+    {
+      id: row.id,
+      runId: row.run_id as RunId,
+      cellId: row.run_cell_id as RunCellId,
+      type: row.event_type,
+      payload: row.payload,
+      createdAt: DateTime.unsafeFromDate(row.created_at)
+    },
+    true
+  )
 
 /** An event as its writer knows it after the commit (a `CellEvent`, or the row as written). */
 export interface CommittedEvent {
@@ -59,34 +78,121 @@ export interface CommittedEvent {
 const fromCommitted = (event: CommittedEvent): CellEvent =>
   event instanceof CellEvent
     ? event
-    : new CellEvent({
-        id: event.id,
-        runId: event.runId as RunId,
-        cellId: event.cellId as RunCellId,
-        type: event.type as CellEventType,
-        payload: event.payload,
-        createdAt: DateTime.isDateTime(event.createdAt)
-          ? event.createdAt
-          : DateTime.unsafeFromDate(event.createdAt)
-      })
+    : new CellEvent(
+        {
+          id: event.id,
+          runId: event.runId as RunId,
+          cellId: event.cellId as RunCellId,
+          type: event.type as CellEventType,
+          payload: event.payload,
+          createdAt: DateTime.isDateTime(event.createdAt)
+            ? event.createdAt
+            : DateTime.unsafeFromDate(event.createdAt)
+        },
+        true
+      )
 
 const READ_BATCH = 1000
 /** While a hole in the id sequence holds events back, the table is re-read this often to fill it. */
 const GAP_RECHECK_MS = 50
-/** A subscriber this far behind is dropped (its stream ends); it resumes from the table by its last id. */
+/**
+ * A subscriber with this many live events not yet taken is dropped (its stream ends); it resumes from the table
+ * by its last id. Its replay does not count: that is read page by page as the subscriber takes it.
+ */
 const MAX_BACKLOG = 10_000
+/** Replay pages kept for subscribers that follow the same run from the same place (about 1,000 events each). */
+const REPLAY_PAGES_CACHED = 32
+/** Replay reads running at once: the engine needs the pool's other connections. */
+const REPLAY_READS = 2
 
 type Signal =
   | { readonly _tag: "Published"; readonly events: ReadonlyArray<CellEvent> }
   | { readonly _tag: "Announced"; readonly maxId: bigint }
-  | { readonly _tag: "Sync"; readonly done: Deferred.Deferred<bigint> }
+  | { readonly _tag: "Join"; readonly subscriber: Subscriber; readonly done: Deferred.Deferred<bigint> }
+  | { readonly _tag: "Read"; readonly events: ReadonlyArray<CellEvent> | null }
 
-interface Subscriber {
-  readonly runId: string
-  readonly queue: Queue.Queue<CellEvent>
+/**
+ * One subscription's place in the live feed: the batches it has not taken yet, each a chunk shared by every
+ * subscriber of the run. Plain state and a callback rather than a Queue: the sequencer hands a batch to every
+ * subscriber of a run, and waking a fiber per subscriber per batch would cost more than the delivery itself.
+ */
+class Subscriber {
+  /** Joining until the sequencer adds it to the feed; closed once released or dropped. */
+  state: "joining" | "live" | "closed" = "joining"
+  /** Live events offered and not yet taken. */
+  backlog = 0
+  private chunks: Array<Chunk.Chunk<CellEvent>> = []
+  private wake: (() => void) | undefined = undefined
+  constructor(readonly runId: string) {}
+
+  offer(chunk: Chunk.Chunk<CellEvent>) {
+    this.chunks.push(chunk)
+    this.backlog += Chunk.size(chunk)
+    this.signal()
+  }
+
+  /** Everything offered since the last call, oldest first. */
+  takeAll() {
+    const chunks = this.chunks
+    this.chunks = []
+    this.backlog = 0
+    return chunks
+  }
+
+  /** Resolves once a batch is waiting or the subscription has closed. */
+  ready() {
+    return this.chunks.length > 0 || this.state === "closed"
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => (this.wake = resolve))
+  }
+
+  close() {
+    this.state = "closed"
+    this.chunks = []
+    this.backlog = 0
+    this.signal()
+  }
+
+  private signal() {
+    const wake = this.wake
+    this.wake = undefined
+    wake?.()
+  }
 }
 
+/** A subscription read directly, without a fiber per chunk (see `openSubscription`). */
+export interface Subscription {
+  /**
+   * The next chunks of events in order: a replay page, or every live batch that has arrived (waiting for one).
+   * None once the subscription has ended: closed, or dropped for falling behind. One call at a time.
+   */
+  readonly next: () => Promise<ReadonlyArray<Chunk.Chunk<CellEvent>>>
+  /** Leaves the feed; a pending `next` answers none. Safe to call twice. */
+  readonly close: () => void
+}
+
+// what opens a stream's subscription directly, for the streams `RunEvents.subscribe` returns
+const openers = new WeakMap<Stream.Stream<CellEvent>, () => Subscription>()
+
+/**
+ * The subscription behind a stream from `RunEvents.subscribe`, opened for reading directly (its chunks are the
+ * ones the stream would emit, and the stream itself is not run); undefined for any other stream. The SSE route
+ * writes a run's events to hundreds of clients at once this way.
+ */
+export const openSubscription = (stream: Stream.Stream<CellEvent>): Subscription | undefined =>
+  openers.get(stream)?.()
+
 const parseId = (text: string): bigint | null => (/^[0-9]{1,19}$/.test(text) ? BigInt(text) : null)
+
+/**
+ * A run's events in (from, upTo], as one read of the table found them. A full page (READ_BATCH rows) ends at its
+ * last event and holds for any reader; a short one is complete only up to the mark it was read under.
+ */
+interface ReplayPage {
+  readonly events: Chunk.Chunk<CellEvent>
+  readonly full: boolean
+  readonly upTo: bigint
+}
 
 /**
  * Live run events. Event ids come from one identity sequence, but transactions commit in any order (worker
@@ -99,13 +205,19 @@ const parseId = (text: string): bigint | null => (/^[0-9]{1,19}$/.test(text) ? B
  *
  * Other processes' events arrive by NOTIFY (real Postgres only; PGlite is one process) and a read of the
  * table above the mark; a periodic read while anyone listens covers a lost NOTIFY and writers that never
- * publish (run creation's `queued` events).
+ * publish (run creation's `queued` events). Reads run beside the sequencer, one at a time, and report back:
+ * on a busy pool a read can take a while, and published events do not wait for it. A subscriber joins once a
+ * read that started after it asked has reported, so its replay has what committed before it, however unpublished.
+ *
+ * The feed hands each run's events of a step to its subscribers as one chunk, the same object for all of them,
+ * so work done per chunk downstream (the SSE encoding) can be done once; replay pages are shared the same way.
  */
 export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
   scoped: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const settings = yield* RunEventsSettings
     const pg = PgClient.TypeId in sql ? (sql as PgClient.PgClient) : undefined
+    const scope = yield* Effect.scope
 
     const inbox = yield* Effect.acquireRelease(Queue.unbounded<Signal>(), Queue.shutdown)
     const subscribers = new Map<string, Set<Subscriber>>()
@@ -116,8 +228,15 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
     // the sequencer's state; only its fiber writes it
     let mark = BigInt(start!.max)
     const pending = new Map<bigint, { readonly event: CellEvent; readonly at: number }>()
-    const waiters: Array<Deferred.Deferred<bigint>> = []
+    // subscribers waiting to join the feed, for a read of the table to start, then for it to end; kept outside
+    // a step so that a failed step leaves none behind
+    type Joiner = { readonly subscriber: Subscriber; readonly done: Deferred.Deferred<bigint> }
+    let joining: Array<Joiner> = []
+    let joiningRead: Array<Joiner> = []
+    let joiningNow: Array<Joiner> = []
     let readRequested = false
+    // a read of the table runs beside the sequencer (it must not hold back published events) and reports back
+    let readRunning: "full" | "gap" | null = null
     let nextPollAt = 0
     let nextGapReadAt = 0
 
@@ -143,41 +262,69 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
         : Effect.void
     }
 
-    /** Committed events above the mark (and below `below`), into `pending`. */
-    const readAbove = (below: bigint | null, at: number) =>
+    /** Committed events above `from` (and below `below`), in id order. */
+    const readAbove = (from: bigint, below: bigint | null) =>
       Effect.gen(function* () {
-        let from = mark
+        const events: Array<CellEvent> = []
+        let after = from
         while (true) {
           const rows = yield* sql<CellEventRow>`
             select id::text as id, run_id, run_cell_id, event_type, payload, created_at
             from assay.run_cell_event
-            where id > ${from.toString()}::bigint
+            where id > ${after.toString()}::bigint
               ${below === null ? sql`` : sql`and id < ${below.toString()}::bigint`}
             order by run_cell_event.id
             limit ${READ_BATCH}`.pipe(orDieSql)
-          for (const row of rows) {
-            const id = BigInt(row.id)
-            if (!pending.has(id)) pending.set(id, { event: toCellEvent(row), at })
-          }
-          if (rows.length < READ_BATCH) return
-          from = BigInt(rows[rows.length - 1]!.id)
+          for (const row of rows) events.push(toCellEvent(row))
+          if (rows.length < READ_BATCH) return events
+          after = BigInt(rows[rows.length - 1]!.id)
         }
       })
 
+    /** Starts a read above the mark; its events come back as a `Read` signal (none if it failed). */
+    const startRead = (below: bigint | null) =>
+      readAbove(mark, below).pipe(
+        Effect.catchAllCause((cause) =>
+          Effect.logError("run event read failed; reading again", cause).pipe(
+            Effect.zipRight(Effect.sleep("1 second")),
+            Effect.as(null)
+          )
+        ),
+        Effect.flatMap((events) => Queue.offer(inbox, { _tag: "Read", events })),
+        Effect.forkIn(scope)
+      )
+
+    /** Takes a subscriber out of the feed; its subscription ends. */
+    const leave = (subscriber: Subscriber) => {
+      if (subscriber.state === "live") {
+        const set = subscribers.get(subscriber.runId)
+        set?.delete(subscriber)
+        if (set?.size === 0) subscribers.delete(subscriber.runId)
+        subscriberCount -= 1
+      }
+      subscriber.close()
+    }
+
+    /** One chunk per run, shared by the run's subscribers; a subscriber already too far behind is dropped. */
     const deliver = (events: ReadonlyArray<CellEvent>) =>
       Effect.gen(function* () {
+        const byRun = new Map<string, Array<CellEvent>>()
         for (const event of events) {
-          const set = subscribers.get(event.runId)
-          if (set === undefined) continue
-          for (const subscriber of set) {
-            if (Option.getOrElse(subscriber.queue.unsafeSize(), () => 0) >= MAX_BACKLOG) {
-              set.delete(subscriber)
-              yield* Queue.shutdown(subscriber.queue)
+          if (!subscribers.has(event.runId)) continue
+          const batch = byRun.get(event.runId)
+          if (batch === undefined) byRun.set(event.runId, [event])
+          else batch.push(event)
+        }
+        for (const [runId, batch] of byRun) {
+          const chunk = Chunk.unsafeFromArray(batch)
+          for (const subscriber of subscribers.get(runId)!) {
+            if (subscriber.backlog >= MAX_BACKLOG) {
+              leave(subscriber)
               yield* Effect.logWarning("run event subscriber fell too far behind; its stream ends").pipe(
-                Effect.annotateLogs({ runId: event.runId })
+                Effect.annotateLogs({ runId })
               )
             } else {
-              subscriber.queue.unsafeOffer(event)
+              subscriber.offer(chunk)
             }
           }
         }
@@ -207,6 +354,24 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
         yield* deliver(ready)
       })
 
+    /**
+     * Subscribers join after this step's delivery: their feed starts right above the mark they are answered,
+     * which is where their replay of the table ends.
+     */
+    const admit = (joiners: ReadonlyArray<Joiner>) =>
+      Effect.gen(function* () {
+        for (const { subscriber, done } of joiners) {
+          if (subscriber.state === "joining") {
+            subscriber.state = "live"
+            const set = subscribers.get(subscriber.runId)
+            if (set === undefined) subscribers.set(subscriber.runId, new Set([subscriber]))
+            else set.add(subscriber)
+            subscriberCount += 1
+          }
+          yield* Deferred.succeed(done, mark)
+        }
+      })
+
     const step = Effect.gen(function* () {
       const now0 = yield* Clock.currentTimeMillis
       const lowest0 = lowestPending()
@@ -229,25 +394,44 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
           case "Announced":
             if (signal.maxId > mark) readRequested = true
             break
-          case "Sync":
-            waiters.push(signal.done)
+          case "Join":
+            joining.push(signal)
             readRequested = true
+            break
+          case "Read":
+            if (signal.events === null) {
+              // failed: its joiners wait for the next one
+              joining = [...joiningRead, ...joining]
+              if (readRunning === "full") readRequested = true
+            } else {
+              for (const event of signal.events) yield* hold(event, now)
+              // everything committed before they asked is now in `pending` or at or below the mark
+              joiningNow = [...joiningNow, ...joiningRead]
+            }
+            joiningRead = []
+            readRunning = null
             break
         }
       }
       if (subscriberCount > 0 && now >= nextPollAt) readRequested = true
       const lowest = lowestPending()
-      if (readRequested) {
-        yield* readAbove(null, now)
+      if (readRunning === null && readRequested) {
+        readRunning = "full"
+        joiningRead = joining
+        joining = []
         readRequested = false
         nextPollAt = now + settings.pollIntervalMs
         nextGapReadAt = now + GAP_RECHECK_MS
-      } else if (lowest !== null && lowest > mark + 1n && now >= nextGapReadAt) {
-        yield* readAbove(lowest, now)
+        yield* startRead(null)
+      } else if (readRunning === null && lowest !== null && lowest > mark + 1n && now >= nextGapReadAt) {
+        readRunning = "gap"
         nextGapReadAt = now + GAP_RECHECK_MS
+        yield* startRead(lowest)
       }
       yield* advance(yield* Clock.currentTimeMillis)
-      for (const done of waiters.splice(0)) yield* Deferred.succeed(done, mark)
+      const admitted = joiningNow
+      joiningNow = []
+      yield* admit(admitted)
     })
 
     yield* step.pipe(
@@ -274,11 +458,6 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
       )
     }
 
-    /** Reads the table above the mark now; answers the mark once everything committed so far is sequenced. */
-    const sync = Effect.flatMap(Deferred.make<bigint>(), (done) =>
-      Effect.zipRight(Queue.offer(inbox, { _tag: "Sync", done }), Deferred.await(done))
-    )
-
     /**
      * Events that committed, in any order; call after the transaction that wrote them commits. Events whose ids
      * are already sequenced are ignored, so publishing twice is harmless.
@@ -299,68 +478,162 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
       )
     })
 
-    const replayPage = (runId: RunId, after: bigint, ceiling: bigint) =>
-      sql<CellEventRow>`
-        select id::text as id, run_id, run_cell_id, event_type, payload, created_at
-        from assay.run_cell_event
-        where run_id = ${runId} and id > ${after.toString()}::bigint and id <= ${ceiling.toString()}::bigint
-        order by run_cell_event.id
-        limit ${READ_BATCH}`.pipe(orDieSql)
+    // Replay pages by run and starting id, least recently used first: subscribers that open a run together
+    // read each page once between them, and it reaches all of them as one shared chunk.
+    const pages = new Map<string, ReplayPage>()
+    const pageReads = new Map<string, Deferred.Deferred<void>>()
+    const replayReads = yield* Effect.makeSemaphore(REPLAY_READS)
+
+    const cachedPage = (key: string, ceiling: bigint) => {
+      const page = pages.get(key)
+      if (page === undefined || (!page.full && page.upTo < ceiling)) return undefined
+      pages.delete(key)
+      pages.set(key, page)
+      return page
+    }
+
+    const readPage = (key: string, runId: RunId, from: bigint, ceiling: bigint) =>
+      replayReads.withPermits(1)(
+        sql<CellEventRow>`
+          select id::text as id, run_id, run_cell_id, event_type, payload, created_at
+          from assay.run_cell_event
+          where run_id = ${runId} and id > ${from.toString()}::bigint and id <= ${ceiling.toString()}::bigint
+          order by run_cell_event.id
+          limit ${READ_BATCH}`.pipe(
+          orDieSql,
+          Effect.map((rows) => {
+            const full = rows.length === READ_BATCH
+            const page: ReplayPage = {
+              events: Chunk.unsafeFromArray(rows.map(toCellEvent)),
+              full,
+              upTo: full ? BigInt(rows[rows.length - 1]!.id) : ceiling
+            }
+            const known = pages.get(key)
+            if (known === undefined || known.full || known.upTo < page.upTo) {
+              pages.delete(key)
+              pages.set(key, page)
+              if (pages.size > REPLAY_PAGES_CACHED) pages.delete(pages.keys().next().value!)
+            }
+          })
+        )
+      )
+
+    /**
+     * The run's events in (from, ceiling], at most READ_BATCH of them, and where the next page starts. One read
+     * per page at a time: a reader finding the page being read waits for it. The read runs in the service's
+     * scope, so a subscriber that goes away mid-read leaves it to the others.
+     */
+    const replayPage = (
+      runId: RunId,
+      from: bigint,
+      ceiling: bigint
+    ): Effect.Effect<readonly [Chunk.Chunk<CellEvent>, Option.Option<bigint>]> =>
+      Effect.suspend(() => {
+        const key = `${runId}:${from}`
+        const page = cachedPage(key, ceiling)
+        if (page !== undefined) {
+          const last = Chunk.last(page.events)
+          const lastId = Option.isSome(last) ? BigInt(last.value.id) : from
+          const events =
+            lastId <= ceiling
+              ? page.events
+              : Chunk.filter(page.events, (event) => BigInt(event.id) <= ceiling)
+          const next = page.full && lastId < ceiling ? Option.some(lastId) : Option.none()
+          return Effect.succeed([events, next] as const)
+        }
+        const underway = pageReads.get(key)
+        if (underway !== undefined)
+          return Effect.zipRight(Deferred.await(underway), replayPage(runId, from, ceiling))
+        return Effect.gen(function* () {
+          const done = yield* Deferred.make<void>()
+          pageReads.set(key, done)
+          yield* readPage(key, runId, from, ceiling).pipe(
+            Effect.exit,
+            Effect.flatMap((exit) => {
+              pageReads.delete(key)
+              return Deferred.done(done, exit)
+            }),
+            Effect.forkIn(scope)
+          )
+          yield* Deferred.await(done)
+          return yield* replayPage(runId, from, ceiling)
+        })
+      })
+
+    const run = Runtime.runPromise(yield* Effect.runtime<never>())
+
+    /** Joins the feed; answers the mark the subscriber's feed starts above. */
+    const join = (subscriber: Subscriber) =>
+      Effect.flatMap(Deferred.make<bigint>(), (done) =>
+        Effect.zipRight(Queue.offer(inbox, { _tag: "Join", subscriber, done }), Deferred.await(done))
+      )
+
+    /**
+     * The run's events after `afterId` (all of them for null): replayed from the table up to the mark answered
+     * when the subscriber joins the feed (in the sequencer's step, after that step's delivery, so the replay ends
+     * where the feed begins), then live.
+     */
+    const open = (runId: RunId, afterId: bigint | null): Subscription => {
+      const subscriber = new Subscriber(runId)
+      const after = afterId ?? 0n
+      let ceiling: bigint | undefined
+      let replayFrom: bigint | null = after
+      const next = async (): Promise<ReadonlyArray<Chunk.Chunk<CellEvent>>> => {
+        ceiling ??= await run(join(subscriber))
+        const until = ceiling
+        while (replayFrom !== null && subscriber.state !== "closed") {
+          if (replayFrom >= until) replayFrom = null
+          else {
+            const [events, from] = await run(replayPage(runId, replayFrom, until))
+            replayFrom = Option.getOrNull(from)
+            if (!Chunk.isEmpty(events)) return [events]
+          }
+        }
+        while (subscriber.state !== "closed") {
+          const chunks = subscriber.takeAll()
+          // a client may resume from beyond this process's mark (it followed another process further)
+          const fresh =
+            after > until
+              ? chunks
+                  .map((chunk) => Chunk.filter(chunk, (event) => BigInt(event.id) > after))
+                  .filter((chunk) => !Chunk.isEmpty(chunk))
+              : chunks
+          if (fresh.length > 0) return fresh
+          await subscriber.ready()
+        }
+        return []
+      }
+      return { next, close: () => leave(subscriber) }
+    }
 
     /**
      * The run's events after `afterId` (all of them for null) from the table, then live, in id order, each once.
-     * The subscription is taken before the table is read, so nothing falls between the two; it is released when
-     * the stream ends or is interrupted. Ownership is the caller's to check.
+     * The subscription is released when the stream ends or is interrupted; it ends by itself when the subscriber
+     * falls too far behind (MAX_BACKLOG). Ownership is the caller's to check. `openSubscription` reads the same
+     * subscription without running the stream.
      */
-    const subscribe = (runId: RunId, afterId: bigint | null): Stream.Stream<CellEvent> =>
-      Stream.unwrapScoped(
-        Effect.gen(function* () {
-          const subscriber: Subscriber = { runId, queue: yield* Queue.unbounded<CellEvent>() }
-          yield* Effect.acquireRelease(
-            Effect.sync(() => {
-              const set = subscribers.get(runId) ?? new Set()
-              set.add(subscriber)
-              subscribers.set(runId, set)
-              subscriberCount += 1
-            }),
-            () =>
-              Effect.zipRight(
-                Effect.sync(() => {
-                  const set = subscribers.get(runId)
-                  set?.delete(subscriber)
-                  if (set?.size === 0) subscribers.delete(runId)
-                  subscriberCount -= 1
-                }),
-                Queue.shutdown(subscriber.queue)
+    const subscribe = (runId: RunId, afterId: bigint | null): Stream.Stream<CellEvent> => {
+      const stream = Stream.unwrapScoped(
+        Effect.map(
+          Effect.acquireRelease(
+            Effect.sync(() => open(runId, afterId)),
+            (subscription) => Effect.sync(subscription.close)
+          ),
+          (subscription) =>
+            Stream.repeatEffectChunkOption(
+              Effect.flatMap(Effect.promise(subscription.next), (chunks) =>
+                chunks.length === 0
+                  ? Effect.fail(Option.none())
+                  : Effect.succeed(
+                      chunks.length === 1 ? chunks[0]! : Chunk.flatten(Chunk.unsafeFromArray(chunks))
+                    )
               )
-          )
-          const ceiling = yield* sync
-          const after = afterId ?? 0n
-          const replay = Stream.paginateChunkEffect(after, (from) =>
-            from >= ceiling
-              ? Effect.succeed([Chunk.empty<CellEvent>(), Option.none<bigint>()] as const)
-              : Effect.map(replayPage(runId, from, ceiling), (rows) => {
-                  const last = rows[rows.length - 1]
-                  return [
-                    Chunk.fromIterable(rows.map(toCellEvent)),
-                    rows.length < READ_BATCH || last === undefined
-                      ? Option.none()
-                      : Option.some(BigInt(last.id))
-                  ] as const
-                })
-          )
-          let highest = after > ceiling ? after : ceiling
-          const live = Stream.fromQueue(subscriber.queue).pipe(
-            Stream.filter((event) => {
-              const id = BigInt(event.id)
-              if (id <= highest) return false
-              highest = id
-              return true
-            })
-          )
-          return Stream.concat(replay, live)
-        })
+            )
+        )
       )
+      openers.set(stream, () => open(runId, afterId))
+      return stream
+    }
 
     return {
       publish,
@@ -368,7 +641,7 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
       subscribe,
       /** The highest event id sequenced in this process: everything at or below it has committed. */
       lastEventId: Effect.sync(() => mark.toString()),
-      /** Open subscriptions (streams), for diagnostics and tests. */
+      /** Open subscriptions (streams) on the live feed, for diagnostics and tests. */
       subscriberCount: Effect.sync(() => subscriberCount)
     } as const
   })
