@@ -122,6 +122,54 @@ for (const db of testDatabases) {
         })
       )
 
+      it.effect(
+        "a batch writes only the cells still leased, each cell's events in order with their payloads",
+        () =>
+          Effect.gen(function* () {
+            const sql = yield* SqlClient.SqlClient
+            const queue = yield* JobQueue
+            const seeded = yield* seedRun(sql, { rows: 2 })
+            const [a] = yield* runModels(sql, seeded.runId)
+            const { cells } = yield* queue.claim("w1", [{ runModelId: a!, limit: 2 }], 30_000)
+            const [kept, lost] = cells
+            // the second cell's lease went to another worker (as after a sweep and a new claim)
+            yield* sql`update assay.run_cell set lease_owner = 'w2' where id = ${lost!.id}`
+            const done = yield* queue.complete(
+              "w1",
+              [kept!, lost!].map((cell) => ({
+                id: cell.id,
+                status: "succeeded" as const,
+                outputRaw: `out ${cell.rowIndex}`,
+                events: [
+                  { type: "succeeded", payload: { row: cell.rowIndex } },
+                  { type: "grader_succeeded", payload: { grade: "pass", row: cell.rowIndex } }
+                ]
+              }))
+            )
+            expect(done.events.map((e) => [e.cellId, e.type, e.payload])).toEqual([
+              [kept!.id, "succeeded", { row: kept!.rowIndex }],
+              [kept!.id, "grader_succeeded", { grade: "pass", row: kept!.rowIndex }]
+            ])
+            expect(BigInt(done.events[0]!.id) < BigInt(done.events[1]!.id)).toBe(true)
+            expect(done.finishedRuns).toEqual([])
+            const rows = yield* sql<{ id: string; status: string; output_raw: string | null }>`
+            select id, status, output_raw from assay.run_cell where ${sql.in("id", [kept!.id, lost!.id])}`
+            expect(Object.fromEntries(rows.map((r) => [r.id, [r.status, r.output_raw]]))).toEqual({
+              [kept!.id]: ["succeeded", `out ${kept!.rowIndex}`],
+              [lost!.id]: ["running", null]
+            })
+            const stored = yield* sql<{ event_type: string; payload: unknown }>`
+            select event_type, payload from assay.run_cell_event
+            where run_cell_id = ${kept!.id} order by id`
+            expect(stored.map((e) => [e.event_type, e.payload])).toEqual([
+              ["queued", {}],
+              ["started", { attempt: 1 }],
+              ["succeeded", { row: kept!.rowIndex }],
+              ["grader_succeeded", { grade: "pass", row: kept!.rowIndex }]
+            ])
+          })
+      )
+
       it.effect("a retry goes back to the queue until its time; the sweeper returns expired leases", () =>
         Effect.gen(function* () {
           const sql = yield* SqlClient.SqlClient
