@@ -12,11 +12,13 @@ import type { RateLimitInfo, Usage } from "./Provider.ts"
  * Cold start: until the provider first answers, the gate knows neither its limits nor what is left of them (another
  * process or tool may have drained the key). It lets requests out on a ramp, COLD_START at once and twice as many
  * every COLD_DOUBLING_MS, and the first answer ends the ramp: its headers (limit, remaining, reset, retry-after,
- * also sent with a 429) set the buckets. The trade-off: a drained key answers 429 in one round trip, long before a
- * completion comes back, so the ramp bounds the 429s to the requests let out within one round trip of the bucket
- * running dry; a key with room waits only for the ramp (~0.15 s to 120 requests) instead of a whole completion
- * (seconds) as a single probe request would. Letting 64 out at once, as this gate used to, drew 429s for 2.6–4.5 %
- * of the calls of bench/rate-limited.ts (drained key); a slower ramp costs a latency-bound run its extra time.
+ * also sent with a 429) set the buckets. A drained key answers 429 within one round trip, long before a completion
+ * comes back, so the 429s are what the ramp lets out in one round trip after the bucket runs dry; a key with room
+ * waits only for the ramp (~0.15 s to 120 requests) instead of a whole completion (seconds), as a probe request
+ * would make it. The doubling period is the trade-off: a longer one costs a latency-bound run that much more time,
+ * a shorter one lets more out per round trip. Round trips grow on a busy machine, and with them the 429s: a drained
+ * key in bench/rate-limited.ts drew 0.3–2 % of the calls as 429s on 2 cores shared with other work, once 5 %.
+ *
  * Concurrency: no limit to begin with (1024, above any worker pool): the buckets, not the concurrency limit, keep a
  * gate under a provider's rate limits. Pushback halves what was in flight (not a nominal limit nobody reached), then
  * it grows by one per round trip while at least half of it is used: additive increase, multiplicative decrease.
