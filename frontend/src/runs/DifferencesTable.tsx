@@ -1,4 +1,4 @@
-import { useMemo, useState } from "react"
+import { useMemo, useRef, useState } from "react"
 import type { Cell } from "../../../src/domain/Cell.ts"
 import {
   filterPairs,
@@ -31,7 +31,12 @@ export const DifferencesTable = ({ comparison, filter, counts, onFilter }: Props
   const [paged, setPaged] = useState({ view: "", page: 0 })
   const view = `${filter}:${model}`
   const page = paged.view === view ? paged.page : 0
-  const setPage = (next: number) => setPaged({ view, page: next })
+  const sectionRef = useRef<HTMLElement>(null)
+  const setPage = (next: number) => {
+    setPaged({ view, page: next })
+    // the pager sits under the table: the next page starts at the table's top
+    sectionRef.current?.scrollIntoView({ block: "start" })
+  }
   const rows = useMemo(() => {
     const filtered = filterPairs(comparison.pairs, filter)
     return model === "" ? filtered : filtered.filter((pair) => pair.model.modelConfigId === model)
@@ -41,7 +46,7 @@ export const DifferencesTable = ({ comparison, filter, counts, onFilter }: Props
   const shown = rows.slice(current * PAGE_SIZE, (current + 1) * PAGE_SIZE)
 
   return (
-    <section aria-labelledby="compare-differences">
+    <section aria-labelledby="compare-differences" ref={sectionRef}>
       <div className="toolbar differences-toolbar">
         <h2 id="compare-differences">Differing cells</h2>
         <div className="segmented" role="group" aria-label="Show">
@@ -94,7 +99,8 @@ export const DifferencesTable = ({ comparison, filter, counts, onFilter }: Props
           {pages > 1 && (
             <div className="pager">
               <span className="muted num">
-                {current * PAGE_SIZE + 1}–{current * PAGE_SIZE + shown.length} of {rows.length}
+                {current * PAGE_SIZE + 1}–{current * PAGE_SIZE + shown.length} of{" "}
+                {rows.length.toLocaleString("en-US")}
               </span>
               <button type="button" disabled={current === 0} onClick={() => setPage(current - 1)}>
                 Previous

@@ -98,7 +98,7 @@ export interface RunSide {
 const settled = (cell: Cell) => cell.status !== "queued" && cell.status !== "running"
 
 /** What a cell came to, as one comparable string: its output, or how it failed. */
-export const outcomeOf = (cell: Cell): string => {
+const outcomeOf = (cell: Cell): string => {
   if (cell.status === "succeeded") return `ok:${cell.outputRaw ?? ""}`
   if (cell.status === "failed") return `failed:${cell.errorCode ?? ""}:${cell.errorMessage ?? ""}`
   return cell.status
@@ -108,7 +108,7 @@ const byDisplayOrder = (models: ReadonlyArray<RunModel>) =>
   [...models].sort((x, y) => x.displayOrder - y.displayOrder)
 
 /** Models of both runs, matched by model configuration, in A's display order. */
-export const matchModels = (a: Run, b: Run) => {
+const matchModels = (a: Run, b: Run) => {
   const inB = new Map(b.models.map((model) => [model.modelConfigId, model]))
   const inA = new Set(a.models.map((model) => model.modelConfigId))
   const models: Array<ComparedModel> = []

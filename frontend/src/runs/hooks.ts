@@ -39,7 +39,7 @@ export const useRunLabels = (runs: ReadonlyArray<Run>): RunLabels => {
 const CONCURRENCY = 6
 
 /** Loads `ids`' metrics a few at a time; a failure of one is toasted, the others still arrive. */
-export const loadMetrics = async (
+const loadMetrics = async (
   load: (id: Run["id"]) => Promise<RunMetricsReport>,
   ids: ReadonlyArray<Run["id"]>,
   onLoaded: (report: RunMetricsReport) => void

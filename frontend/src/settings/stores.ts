@@ -45,7 +45,7 @@ const optimisticRemove = async <A>(
 }
 
 /** The server's order: defaults first, then by label regardless of case. */
-export const sortModels = (models: ReadonlyArray<ModelConfig>): ReadonlyArray<ModelConfig> =>
+const sortModels = (models: ReadonlyArray<ModelConfig>): ReadonlyArray<ModelConfig> =>
   [...models].sort(
     (x, y) =>
       Number(y.isDefault) - Number(x.isDefault) ||
