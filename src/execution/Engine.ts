@@ -69,8 +69,6 @@ const WRITE_BATCH = 500
 const RESULT_BACKLOG = WRITERS * WRITE_BATCH
 /** Claims on their way at once: while one waits for the database, the cells of the last one run. */
 const CLAIMS_IN_FLIGHT = 2
-/** How long the list of run models with runnable cells is trusted before it is read again. */
-const ACTIVE_TTL_MS = 200
 const KEY_CACHE_MS = 10_000
 
 /** One gate per provider endpoint, key (the owner's) and model. */
@@ -210,21 +208,26 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
           .pipe(Effect.tap((gate) => Effect.sync(() => gateCache.set(model, gate))))
       })
 
-    // keys change rarely; resolving one per call would cost a query per cell
-    const keyCache = new Map<
-      string,
-      { readonly key: Redacted.Redacted<string> | undefined; readonly until: number }
-    >()
+    // Keys change rarely; resolving one per call would cost a query per cell. The lookup itself is shared: the
+    // cells that start together at the beginning of a run wait for one query instead of each sending its own.
+    type KeyLookup = Effect.Effect<
+      Redacted.Redacted<string> | undefined,
+      Effect.Effect.Error<ReturnType<typeof keys.resolve>>
+    >
+    const keyCache = new Map<string, { readonly key: KeyLookup; readonly until: number }>()
     const keyFor = (ownerId: string, provider: Provider) =>
       Effect.suspend(() => {
         const cacheKey = `${ownerId}|${provider}`
         const cached = keyCache.get(cacheKey)
-        if (cached && cached.until > Date.now()) return Effect.succeed(cached.key)
-        return keys.resolve(ownerId as never, provider).pipe(
-          Effect.map(Option.getOrUndefined),
-          Effect.tap((key) =>
-            Effect.sync(() => keyCache.set(cacheKey, { key, until: Date.now() + KEY_CACHE_MS }))
-          )
+        if (cached && cached.until > Date.now()) return cached.key
+        return Effect.flatMap(
+          Effect.cached(keys.resolve(ownerId as never, provider).pipe(Effect.map(Option.getOrUndefined))),
+          (shared) => {
+            // a failed lookup is not remembered: the next cell asks again
+            const key = Effect.tapError(shared, () => Effect.sync(() => keyCache.delete(cacheKey)))
+            keyCache.set(cacheKey, { key, until: Date.now() + KEY_CACHE_MS })
+            return key
+          }
         )
       })
 
@@ -511,23 +514,6 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
       ) runnable
       where r.status in ('queued', 'running')
       order by r.created_at, rm.display_order`.pipe(orDieSql)
-    /*
-     * The active run models, read again at most every ACTIVE_TTL_MS, or at once when new work arrives (a run, a
-     * re-run). Between reads, a run model whose claim came back short has nothing runnable left and is dropped,
-     * so it takes no share of the next claims; retries coming due are found by the next read.
-     */
-    let active: ReadonlyArray<{ id: string; run_id: string; runnable: number }> = []
-    let activeReadAt = Number.NEGATIVE_INFINITY
-    const readActive = Effect.gen(function* () {
-      if (Date.now() - activeReadAt >= ACTIVE_TTL_MS) {
-        activeReadAt = Date.now()
-        active = yield* activeRunModels
-      }
-      return active
-    })
-    const newWork = Effect.sync(() => {
-      activeReadAt = Number.NEGATIVE_INFINITY
-    }).pipe(Effect.zipRight(signal))
     let rotation = 0
     // claims on their way and the slots they may fill (their gates' shares are in `awaitingGate` meanwhile)
     let claiming = 0
@@ -547,7 +533,7 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
         Math.ceil(config.workers / CLAIMS_IN_FLIGHT)
       )
       if (free <= 0) return undefined
-      const runModelsNow = yield* readActive
+      const runModelsNow = yield* activeRunModels
       if (runModelsNow.length === 0) return undefined
       // group the run models by gate; within a gate, share its room equally between run models (so runs
       // share it round-robin); gates take turns at the process-wide budget
@@ -627,12 +613,10 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
         Effect.flatMap((claimed) =>
           Effect.gen(function* () {
             // in one step: the reservation ends and the claimed cells take their slots and gate shares
-            const got = new Map<string, number>()
             const cells = claimed.cells
             yield* Effect.sync(() => {
               unhold()
               for (const cell of cells) {
-                got.set(cell.runModelId, (got.get(cell.runModelId) ?? 0) + 1)
                 const key = claim.gateOf.get(cell.runModelId)
                 if (key !== undefined) {
                   awaitingCells.set(cell.id, key)
@@ -640,11 +624,6 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
                 }
                 running.set(cell.id, { runId: cell.runId })
               }
-              // a run model that gave fewer cells than asked has nothing more runnable for now
-              const short = new Set(
-                claim.quotas.filter((q) => (got.get(q.runModelId) ?? 0) < q.limit).map((q) => q.runModelId)
-              )
-              if (short.size > 0) active = active.filter((rm) => !short.has(rm.id))
             })
             yield* publish(claimed.events)
             for (const cell of cells) {
@@ -738,7 +717,7 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
 
     const on: EngineShape = {
       worker,
-      wake: newWork,
+      wake: signal,
       abortRun: (runId) =>
         interruptCells([...running.entries()].filter(([, entry]) => entry.runId === runId).map(([id]) => id)),
       abortCells: interruptCells,
