@@ -673,7 +673,7 @@ for (const db of testDatabases) {
           yield* Layer.buildWithScope(appOn(), scopeB)
 
           const http = yield* freshUser(Context.get(a, BaseUrl))
-          // 5 calls at a time per process: more than 5 at the fake means both engines are working
+          // 5 calls at a time per process; both engines holding leases (sampled below) shows both working
           const model = yield* createModel(http, fakeModel(fake, { maxConcurrency: 5 }))
           const { run } = yield* startRun(http, {
             template: templateFor(newTag()),
@@ -730,7 +730,6 @@ for (const db of testDatabases) {
           // only A worked after B stopped
           expect.soft(ownersAfter.size, "engines holding leases after B stopped").toBe(1)
           expect([...ownersAfter].every((owner) => ownersBefore.has(owner))).toBe(true)
-          expect(fake.stats.maxInFlight).toBeGreaterThan(5)
           expect(finished.status).toBe("completed")
           expect(finished.counts).toMatchObject({ total: 200, succeeded: 200, failed: 0, canceled: 0 })
           const perCell = yield* sql<{ succeeded: number }>`
