@@ -10,6 +10,24 @@
 // from the table; their receive time minus `createdAt` is the subscriber's wait, not publish-to-receive, so the
 // target is taken on the events created after the subscriber connected ("live"), and all events are reported too.
 // A stream the server ends is resumed with Last-Event-ID after the advertised retry delay, as EventSource does.
+// The subscribers run in BENCH_CLIENT_THREADS worker threads (default 2; live-events-follower.ts).
+//
+// A subscriber that opens the run right after its creation first replays the run's 20,000 `queued` events;
+// events created meanwhile wait behind that replay. "following" reports the events created after the
+// subscriber had caught up with what the table held when it connected: the latency of a subscriber that
+// follows the run, apart from the catch-up of one that has just opened it.
+import { Worker } from "node:worker_threads"
+import {
+  type FollowerData,
+  type Histogram,
+  histogram,
+  merge,
+  record,
+  sharedMemory,
+  WINDOW_CAP_MS,
+  WINDOW_MS,
+  type WorkerReport
+} from "./live-events-follower.ts"
 import {
   cellCounts,
   createRun,
@@ -23,70 +41,10 @@ import { freshDatabase, writeResult } from "./support.ts"
 const ROWS = Number(process.env.BENCH_ROWS ?? 5_000)
 const MODELS = 4
 const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 200)
+const THREADS = Math.max(1, Math.min(SUBSCRIBERS, Number(process.env.BENCH_CLIENT_THREADS ?? 2)))
 /** After the run ends, how long subscribers may go without any progress before the benchmark gives up. */
 const STALL_MS = 30_000
-const HISTOGRAM_MS = 600_000
 const TARGET_P99_MS = 100
-
-interface Follower {
-  readonly index: number
-  readonly ids: Array<number>
-  lastId: number
-  /** Epoch ms when the first response arrived: events created after it are live for this subscriber. */
-  connectedAt: number | null
-  connects: number
-  /** Streams that ended while the benchmark was still listening (the server closed them). */
-  ended: number
-  readonly errors: Array<string>
-  outOfOrder: number
-}
-
-const histogram = (maxMs = HISTOGRAM_MS) => ({ counts: new Uint32Array(maxMs + 1), total: 0, max: 0 })
-type Histogram = ReturnType<typeof histogram>
-const liveLatency = histogram()
-const allLatency = histogram()
-const liveByType = new Map<string, Histogram>()
-// where live latency goes: event created → visible in the table (the writer's transaction, to its commit),
-// then visible → received (the server's delivery)
-const visibleToReceived = histogram()
-/** A number per event id: a fresh database's ids are small and dense, and 200 subscribers look each one up. */
-class ById {
-  private values = new Float64Array(1 << 16).fill(Number.NaN)
-  get(id: number) {
-    return id < this.values.length ? this.values[id]! : Number.NaN
-  }
-  has(id: number) {
-    return !Number.isNaN(this.get(id))
-  }
-  set(id: number, value: number) {
-    if (id >= this.values.length) {
-      const grown = new Float64Array(Math.max(id + 1, this.values.length * 2)).fill(Number.NaN)
-      grown.set(this.values)
-      this.values = grown
-    }
-    this.values[id] = value
-  }
-  *entries() {
-    for (let id = 0; id < this.values.length; id++) if (this.has(id)) yield [id, this.values[id]!] as const
-  }
-}
-/** Epoch ms when each event id was first seen committed (by the table watcher, or by a delivery). */
-const visibleAt = new ById()
-// live latency by when the event was created (WINDOW_MS windows from the run's creation), to tell the
-// subscribers' catch-up from the steady state after it; latencies above WINDOW_CAP_MS count as that
-const WINDOW_MS = 10_000
-const WINDOW_CAP_MS = 60_000
-const liveByWindow: Array<Histogram> = []
-let runStartedAt = Number.POSITIVE_INFINITY
-/** createdAt of each event id, as first received. */
-const createdAtOf = new ById()
-
-const record = (h: Histogram, ms: number) => {
-  const bucket = Math.min(h.counts.length - 1, Math.max(0, Math.round(ms)))
-  h.counts[bucket]! += 1
-  h.total += 1
-  if (ms > h.max) h.max = ms
-}
 
 const summary = (h: Histogram) => ({
   count: h.total,
@@ -95,145 +53,6 @@ const summary = (h: Histogram) => ({
   p99: histogramPercentile(h.counts, h.total, 99),
   max: h.total === 0 ? null : Math.round(h.max)
 })
-
-// The subscribers parse the stream as bytes: 200 of them read every event, and decoding and slicing strings
-// would make the client, not the server, the slowest part of the benchmark.
-const FRAME_END = Buffer.from("\n\n")
-const CREATED_AT = Buffer.from('"createdAt":"')
-const NEWLINE = 0x0a
-const digitsAt = (b: Buffer, from: number, count: number) => {
-  let n = 0
-  for (let i = from; i < from + count; i++) n = n * 10 + b[i]! - 48
-  return n
-}
-/** Epoch ms of the day of the last `YYYY-MM-DD` seen, so most frames need no Date arithmetic. */
-let dayKey = -1
-let dayMs = 0
-/** `YYYY-MM-DDTHH:mm:ss.sssZ` at `b[at]` (the server writes `toISOString`), as epoch ms. */
-const isoAt = (b: Buffer, at: number) => {
-  const key = digitsAt(b, at, 4) * 10_000 + digitsAt(b, at + 5, 2) * 100 + digitsAt(b, at + 8, 2)
-  if (key !== dayKey) {
-    dayKey = key
-    dayMs = Date.UTC(Math.floor(key / 10_000), (Math.floor(key / 100) % 100) - 1, key % 100)
-  }
-  if (b[at + 23] !== 0x5a) throw new Error(`unexpected createdAt ${b.toString("latin1", at, at + 30)}`)
-  return (
-    dayMs +
-    ((digitsAt(b, at + 11, 2) * 60 + digitsAt(b, at + 14, 2)) * 60 + digitsAt(b, at + 17, 2)) * 1000 +
-    digitsAt(b, at + 20, 3)
-  )
-}
-
-const typeNames = new Map<number, string>()
-
-/**
- * One event frame as the server writes it: `id:`, `event:` and `data:` lines (the JSON has no raw newline) and
- * a blank line; `idEnd`, `typeEnd` and `dataEnd` are the positions of the three lines' newlines.
- */
-const onEvent = (
-  f: Follower,
-  b: Buffer,
-  start: number,
-  idEnd: number,
-  typeEnd: number,
-  dataEnd: number,
-  receivedAt: number
-) => {
-  const id = digitsAt(b, start + 4, idEnd - start - 4)
-  // createdAt is the CellEvent's last field, after the payload: `"createdAt":"<24 characters>"}` ends the line
-  let at = dataEnd - CREATED_AT.length - 26
-  if (b[at] !== 0x22 || b[at + 1] !== 0x63 || b[at + 12] !== 0x22) at = b.lastIndexOf(CREATED_AT, dataEnd)
-  if (at < typeEnd) throw new Error(`event ${id} without createdAt`)
-  const createdAt = isoAt(b, at + CREATED_AT.length)
-  if (id <= f.lastId) f.outOfOrder += 1
-  else f.lastId = id
-  f.ids.push(id)
-  if (!createdAtOf.has(id)) createdAtOf.set(id, createdAt)
-  // a delivered event has committed: the watcher may not have polled since
-  let visible = visibleAt.get(id)
-  if (Number.isNaN(visible) || visible > receivedAt) visibleAt.set(id, (visible = receivedAt))
-  const latency = receivedAt - createdAt
-  record(allLatency, latency)
-  if (f.connectedAt !== null && createdAt >= f.connectedAt) {
-    record(liveLatency, latency)
-    const window = Math.max(0, Math.floor((createdAt - runStartedAt) / WINDOW_MS))
-    record((liveByWindow[window] ??= histogram(WINDOW_CAP_MS)), latency)
-    record(visibleToReceived, receivedAt - visible)
-    // an event type is known by its first letter and length
-    const typeKey = b[idEnd + 8]! * 100 + typeEnd - idEnd - 8
-    let type = typeNames.get(typeKey)
-    if (type === undefined) typeNames.set(typeKey, (type = b.toString("latin1", idEnd + 8, typeEnd)))
-    let byType = liveByType.get(type)
-    if (byType === undefined) liveByType.set(type, (byType = histogram()))
-    record(byType, latency)
-  }
-}
-
-/** Reads the frames of `b` from `start`; answers where the first incomplete one starts (or `b.length`). */
-const onFrames = (
-  f: Follower,
-  b: Buffer,
-  start: number,
-  receivedAt: number,
-  onRetry: (ms: number) => void
-) => {
-  while (start < b.length) {
-    if (b[start] === 0x69) {
-      // `id: ...`
-      const idEnd = b.indexOf(NEWLINE, start)
-      const typeEnd = idEnd === -1 ? -1 : b.indexOf(NEWLINE, idEnd + 1)
-      const dataEnd = typeEnd === -1 ? -1 : b.indexOf(NEWLINE, typeEnd + 1)
-      if (dataEnd === -1 || dataEnd + 1 >= b.length) return start
-      if (b[dataEnd + 1] !== NEWLINE)
-        throw new Error(`unexpected frame ${b.toString("latin1", start, dataEnd + 2)}`)
-      onEvent(f, b, start, idEnd, typeEnd, dataEnd, receivedAt)
-      start = dataEnd + 2
-    } else {
-      // `retry: ...` or a comment
-      const end = b.indexOf(FRAME_END, start)
-      if (end === -1) return start
-      if (b[start] === 0x72) onRetry(Number(b.toString("latin1", start + 7, end)))
-      start = end + 2
-    }
-  }
-  return start
-}
-
-const follow = async (f: Follower, url: string, signal: AbortSignal) => {
-  let retryMs = 2_000
-  while (!signal.aborted) {
-    try {
-      const headers: Record<string, string> = f.lastId > 0 ? { "last-event-id": String(f.lastId) } : {}
-      const response = await fetch(url, { headers, signal })
-      if (response.status !== 200 || response.body === null) {
-        throw new Error(`HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`)
-      }
-      f.connects += 1
-      f.connectedAt ??= Date.now()
-      const reader = response.body.getReader()
-      // the start of a frame the last read ended inside
-      let rest: Buffer | null = null
-      for (;;) {
-        const { done, value } = await reader.read()
-        if (done) break
-        const receivedAt = Date.now()
-        const chunk = Buffer.from(value.buffer, value.byteOffset, value.byteLength)
-        const b: Buffer = rest === null ? chunk : Buffer.concat([rest, chunk])
-        const start = onFrames(f, b, 0, receivedAt, (ms) => (retryMs = ms || retryMs))
-        rest = start === b.length ? null : Buffer.from(b.subarray(start))
-      }
-      f.ended += 1
-    } catch (error) {
-      if (signal.aborted) return
-      if (f.errors.length < 5) f.errors.push(error instanceof Error ? error.message : String(error))
-    }
-    if (signal.aborted) return
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, retryMs)
-      signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true })
-    })
-  }
-}
 
 /** CPU seconds (user + system) a process has used, from /proc; null when unreadable. */
 const cpuSecondsOf = async (pid: number) => {
@@ -248,13 +67,19 @@ const cpuSecondsOf = async (pid: number) => {
 }
 
 const total = ROWS * MODELS
+// every event id of the run fits: a fresh database, its queued, started and succeeded events, and room to spare
+const maxEventId = total * 3 * 4
 const db = await freshDatabase("live")
 const sql = database(db.url)
 let server: ServerProcess | undefined
-const stop = new AbortController()
 let watching = true
-const followers: Array<Follower> = []
-const tasks: Array<Promise<void>> = []
+const shared = sharedMemory(SUBSCRIBERS, maxEventId)
+const seen = new Int32Array(shared.seen)
+const seenMax = new Int32Array(shared.seenMax)
+const lastIds = new Int32Array(shared.lastIds)
+const received = new Int32Array(shared.received)
+const connects = new Int32Array(shared.connects)
+const workers: Array<Worker> = []
 let clientPeakRss = process.memoryUsage().rss
 const rssTimer = setInterval(() => {
   clientPeakRss = Math.max(clientPeakRss, process.memoryUsage().rss)
@@ -267,26 +92,29 @@ try {
   }))
   const clientCpuStart = process.cpuUsage()
   const serverCpuStart = await cpuSecondsOf(server.pid)
-  runStartedAt = Date.now()
+  const runStartedAt = Date.now()
   const { run, createdAt, runCreationMs } = await createRun(server.url, ROWS, models)
   if (run.counts.total !== total) throw new Error(`the run has ${run.counts.total} cells, expected ${total}`)
 
   const eventsUrl = `${server.url}/api/v1/runs/${run.id}/events`
-  for (let index = 0; index < SUBSCRIBERS; index++) {
-    const f: Follower = {
-      index,
-      ids: [],
-      lastId: 0,
-      connectedAt: null,
-      connects: 0,
-      ended: 0,
-      errors: [],
-      outOfOrder: 0
+  for (let thread = 0; thread < THREADS; thread++) {
+    const workerData: FollowerData = {
+      url: eventsUrl,
+      indices: Array.from({ length: SUBSCRIBERS }, (_, i) => i).filter((i) => i % THREADS === thread),
+      shared,
+      runStartedAt
     }
-    followers.push(f)
-    tasks.push(follow(f, eventsUrl, stop.signal))
+    workers.push(new Worker(new URL("./live-events-follower.ts", import.meta.url), { workerData }))
   }
+  const reports = workers.map(
+    (worker) =>
+      new Promise<WorkerReport>((resolve, reject) => {
+        worker.once("message", resolve)
+        worker.once("error", reject)
+      })
+  )
   let allConnectedMs: number | null = null
+  const sum = (values: Int32Array) => values.reduce((n, v) => n + v, 0)
 
   // the table watcher: polls the run's events above the highest id below which it has seen all
   let watcherPolls = 0
@@ -301,10 +129,12 @@ try {
       watcherPolls += 1
       for (const row of rows) {
         const id = Number(row.id)
-        if (!visibleAt.has(id)) visibleAt.set(id, now)
+        if (id >= seen.length) throw new Error(`event id ${id} beyond the ids the benchmark expects`)
+        if (Atomics.load(seen, id) === 0) Atomics.store(seen, id, now - runStartedAt + 1)
+        if (id > Atomics.load(seenMax, 0)) Atomics.store(seenMax, 0, id)
       }
       const before = cursor
-      while (visibleAt.has(cursor + 1)) cursor += 1
+      while (cursor + 1 < seen.length && Atomics.load(seen, cursor + 1) !== 0) cursor += 1
       // ids never committed (a rolled-back insert) leave a hole: step over it after a while
       if (cursor === before && rows.length > 0) {
         holeSince ??= now
@@ -317,10 +147,10 @@ try {
   })
 
   const progress = (label: string, dbMaxId: number) => {
-    const positions = followers.map((f) => f.lastId).sort((a, b) => a - b)
+    const positions = [...lastIds].sort((a, b) => a - b)
     console.error(
       `${label} ${((performance.now() - createdAt) / 1000).toFixed(1)}s: newest event ${dbMaxId}, subscribers at ` +
-        `min ${positions[0]} / median ${positions[positions.length >> 1]}, connects ${followers.reduce((n, f) => n + f.connects, 0)}`
+        `min ${positions[0]} / median ${positions[positions.length >> 1]}, connects ${sum(connects)}`
     )
   }
   const newestEventId = async () => {
@@ -333,7 +163,7 @@ try {
   let lastReport = performance.now()
   let counts: Record<string, number> = {}
   for (;;) {
-    if (allConnectedMs === null && followers.every((f) => f.connectedAt !== null)) {
+    if (allConnectedMs === null && connects.every((n) => n > 0)) {
       allConnectedMs = Math.round(performance.now() - createdAt)
     }
     counts = await cellCounts(sql, run.id)
@@ -357,12 +187,12 @@ try {
 
   // the subscribers: until each has the last event, or nobody moves for STALL_MS
   let lastMoved = performance.now()
-  let positionSum = followers.reduce((n, f) => n + f.ids.length, 0)
-  while (followers.some((f) => f.lastId < lastExpected)) {
+  let positionSum = sum(received)
+  while (lastIds.some((id) => id < lastExpected)) {
     await Bun.sleep(50)
-    const sum = followers.reduce((n, f) => n + f.ids.length, 0)
-    if (sum !== positionSum) {
-      positionSum = sum
+    const now = sum(received)
+    if (now !== positionSum) {
+      positionSum = now
       lastMoved = performance.now()
     } else if (performance.now() - lastMoved > STALL_MS) break
     if (performance.now() - lastReport > 2_000) {
@@ -373,15 +203,46 @@ try {
   const deliveredMs = Math.round(performance.now() - createdAt)
   const serverCpuEnd = await cpuSecondsOf(server.pid)
   const clientCpu = process.cpuUsage(clientCpuStart)
-  stop.abort()
-  await Promise.all(tasks)
+  for (const worker of workers) worker.postMessage("stop")
+  const done = await Promise.all(reports)
   watching = false
   await watcher
+
+  const followers = done.flatMap((r) => r.followers).sort((a, b) => a.index - b.index)
+  const combined = <K extends "live" | "all" | "following" | "visibleToReceived">(key: K) => {
+    const h = histogram()
+    for (const r of done) merge(h, r[key])
+    return h
+  }
+  const liveByType = new Map<string, Histogram>()
+  const liveByWindow: Array<Histogram> = []
+  for (const r of done) {
+    for (const [type, h] of Object.entries(r.liveByType)) {
+      let into = liveByType.get(type)
+      if (into === undefined) liveByType.set(type, (into = histogram()))
+      merge(into, h)
+    }
+    r.liveByWindow.forEach((h, i) => {
+      if (h !== null) merge((liveByWindow[i] ??= histogram(WINDOW_CAP_MS)), h)
+    })
+  }
+  // per event created after the first subscriber connected: from its creation to its commit, as first seen by
+  // the watcher or by any subscriber
   const watchedFrom = Math.min(...followers.map((f) => f.connectedAt ?? Number.POSITIVE_INFINITY))
   const createdToVisible = histogram()
-  for (const [id, created] of createdAtOf.entries()) {
-    const visible = visibleAt.get(id)
-    if (created >= watchedFrom && !Number.isNaN(visible)) record(createdToVisible, visible - created)
+  for (let id = 1; id < seen.length; id++) {
+    const created = done.find((r) => !Number.isNaN(r.createdAt[id]!))?.createdAt[id]
+    if (created === undefined || created < watchedFrom) continue
+    const watched = seen[id]!
+    const visible = Math.min(
+      watched === 0 ? Infinity : runStartedAt + watched - 1,
+      ...done.map((r) => (Number.isNaN(r.firstReceived[id]!) ? Infinity : r.firstReceived[id]!))
+    )
+    if (visible !== Infinity) record(createdToVisible, visible - created)
+  }
+  const catchUp = histogram()
+  for (const f of followers) {
+    if (f.connectedAt !== null && f.caughtUpAt !== null) record(catchUp, f.caughtUpAt - f.connectedAt)
   }
 
   // every subscriber against the table
@@ -391,7 +252,7 @@ try {
   const problems: Array<Record<string, unknown>> = []
   const expectedSet = new Set(expected)
   for (const f of followers) {
-    const same = f.ids.length === expected.length && f.ids.every((id, i) => id === expected[i])
+    const same = f.ids.length === expected.length && expected.every((id, i) => id === f.ids[i])
     if (same) {
       complete += 1
       continue
@@ -409,14 +270,15 @@ try {
         firstMissing: missing.slice(0, 5),
         duplicatesOrForeign: extra,
         notOfThisRun: f.ids.filter((id) => !expectedSet.has(id)).length,
+        caughtUpMs: f.caughtUpAt === null || f.connectedAt === null ? null : f.caughtUpAt - f.connectedAt,
         outOfOrder: f.outOfOrder,
         connects: f.connects,
         errors: f.errors
       })
     }
   }
-  const live = summary(liveLatency)
-  const all = summary(allLatency)
+  const live = summary(combined("live"))
+  const all = summary(combined("all"))
   const serverPeakRssMb = server.peakRssMb()
   const pass = complete === SUBSCRIBERS && live.p99 !== null && live.p99 < TARGET_P99_MS
 
@@ -440,9 +302,13 @@ try {
     streamsEndedByServer: followers.reduce((n, f) => n + f.ended, 0),
     connectionErrors: followers.reduce((n, f) => n + f.errors.length, 0),
     problems,
+    clientThreads: THREADS,
     latencyMs: {
       live,
       all,
+      following: summary(combined("following")),
+      // per subscriber: from its connection to having received what the table held then
+      catchUp: summary(catchUp),
       liveByType: Object.fromEntries([...liveByType].map(([type, h]) => [type, summary(h)])),
       // by creation time since POST /runs (seconds); latencies are capped at WINDOW_CAP_MS here
       liveByCreatedWindow: liveByWindow.flatMap((h, i) =>
@@ -451,7 +317,7 @@ try {
       // per event, created after the first subscriber connected; the watcher polls every ~5 ms
       createdToCommitted: summary(createdToVisible),
       // per live event and subscriber
-      committedToReceived: summary(visibleToReceived),
+      committedToReceived: summary(combined("visibleToReceived")),
       watcherPolls
     },
     serverLog: server.logCounts(),
@@ -476,7 +342,7 @@ try {
   process.exitCode = 1
 } finally {
   clearInterval(rssTimer)
-  stop.abort()
+  for (const worker of workers) void worker.terminate()
   watching = false
   await server?.stop()
   await sql.close()

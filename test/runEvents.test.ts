@@ -209,20 +209,20 @@ for (const db of testDatabases) {
         const sql = yield* SqlClient.SqlClient
         const events = yield* RunEvents
         const run = yield* seedRun(sql, { rows: 1 })
-        yield* insertEvents(run.runId, run.cellIds[0]!, 1_500)
+        yield* insertEvents(run.runId, run.cellIds[0]!, 7_500)
         const first = yield* eventIdsOf(run.runId)
         const a = yield* collect(events.subscribe(run.runId as RunId, null))
         yield* waitUntil(() => a.seen.length >= first.length, 15_000)
         expect(ids(a.seen)).toEqual(first)
 
         // more unpublished events: a later subscriber's replay reaches further than the first one's
-        yield* insertEvents(run.runId, run.cellIds[1]!, 700)
+        yield* insertEvents(run.runId, run.cellIds[1]!, 3_000)
         const all = yield* eventIdsOf(run.runId)
         const b = yield* collect(events.subscribe(run.runId as RunId, null))
-        const c = yield* collect(events.subscribe(run.runId as RunId, BigInt(all[1_234]!)))
-        yield* waitUntil(() => b.seen.length >= all.length && c.seen.length >= all.length - 1_235, 15_000)
+        const c = yield* collect(events.subscribe(run.runId as RunId, BigInt(all[6_234]!)))
+        yield* waitUntil(() => b.seen.length >= all.length && c.seen.length >= all.length - 6_235, 15_000)
         expect(ids(b.seen)).toEqual(all)
-        expect(ids(c.seen)).toEqual(all.slice(1_235))
+        expect(ids(c.seen)).toEqual(all.slice(6_235))
         // the first subscriber gets them live, from the table
         yield* waitUntil(() => a.seen.length >= all.length, 15_000)
         expect(ids(a.seen)).toEqual(all)

@@ -92,7 +92,12 @@ const fromCommitted = (event: CommittedEvent): CellEvent =>
         true
       )
 
-const READ_BATCH = 1000
+/**
+ * Rows per read of the table, and events per replay page. A read on a busy pool waits its turn for a
+ * connection, and a new subscriber reads the pages of its run one after another: large pages keep its catch-up
+ * (and the read of a new run's unpublished events) to a few round trips.
+ */
+const READ_BATCH = 5000
 /** While a hole in the id sequence holds events back, the table is re-read this often to fill it. */
 const GAP_RECHECK_MS = 50
 /**
@@ -100,8 +105,8 @@ const GAP_RECHECK_MS = 50
  * by its last id. Its replay does not count: that is read page by page as the subscriber takes it.
  */
 const MAX_BACKLOG = 10_000
-/** Replay pages kept for subscribers that follow the same run from the same place (about 1,000 events each). */
-const REPLAY_PAGES_CACHED = 32
+/** Replay pages kept for subscribers that follow the same run from the same place. */
+const REPLAY_PAGES_CACHED = 8
 /** Replay reads running at once: the engine needs the pool's other connections. */
 const REPLAY_READS = 2
 
@@ -413,6 +418,11 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
             break
         }
       }
+      yield* advance(yield* Clock.currentTimeMillis)
+      const admitted = joiningNow
+      joiningNow = []
+      yield* admit(admitted)
+      // a read starts from the mark as it is now, so it reads nothing this step has sequenced
       if (subscriberCount > 0 && now >= nextPollAt) readRequested = true
       const lowest = lowestPending()
       if (readRunning === null && readRequested) {
@@ -428,10 +438,6 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
         nextGapReadAt = now + GAP_RECHECK_MS
         yield* startRead(lowest)
       }
-      yield* advance(yield* Clock.currentTimeMillis)
-      const admitted = joiningNow
-      joiningNow = []
-      yield* admit(admitted)
     })
 
     yield* step.pipe(
