@@ -10,7 +10,7 @@
 // from the table; their receive time minus `createdAt` is the subscriber's wait, not publish-to-receive, so the
 // target is taken on the events created after the subscriber connected ("live"), and all events are reported too.
 // A stream the server ends is resumed with Last-Event-ID after the advertised retry delay, as EventSource does.
-// The subscribers run in BENCH_CLIENT_THREADS worker threads (default 2; live-events-follower.ts).
+// The subscribers run in BENCH_CLIENT_THREADS worker threads (default 4; live-events-follower.ts).
 //
 // A subscriber that opens the run right after its creation first replays the run's 20,000 `queued` events;
 // events created meanwhile wait behind that replay. "following" reports the events created after the
@@ -41,7 +41,7 @@ import { freshDatabase, writeResult } from "./support.ts"
 const ROWS = Number(process.env.BENCH_ROWS ?? 5_000)
 const MODELS = 4
 const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 200)
-const THREADS = Math.max(1, Math.min(SUBSCRIBERS, Number(process.env.BENCH_CLIENT_THREADS ?? 2)))
+const THREADS = Math.max(1, Math.min(SUBSCRIBERS, Number(process.env.BENCH_CLIENT_THREADS ?? 4)))
 /** After the run ends, how long subscribers may go without any progress before the benchmark gives up. */
 const STALL_MS = 30_000
 const TARGET_P99_MS = 100

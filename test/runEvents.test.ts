@@ -192,15 +192,25 @@ for (const db of testDatabases) {
         const expected = yield* eventIdsOf(run.runId)
         const before = yield* events.subscriberCount
         const { seen, fiber } = yield* collect(events.subscribe(run.runId as RunId, null))
-        yield* waitUntil(() => seen.length >= expected.length, 30_000)
+        // another one at the same time, resuming from the middle of those events
+        const resumed = yield* collect(events.subscribe(run.runId as RunId, BigInt(expected[7_000]!)))
+        yield* waitUntil(
+          () => seen.length >= expected.length && resumed.seen.length >= expected.length - 7_001,
+          30_000
+        )
         expect(ids(seen)).toEqual(expected)
-        // still on the live feed: not dropped for a backlog that was its replay
-        expect(yield* events.subscriberCount).toBe(before + 1)
+        expect(ids(resumed.seen)).toEqual(expected.slice(7_001))
+        // still on the live feed: not dropped for a backlog that was their replay
+        expect(yield* events.subscriberCount).toBe(before + 2)
         const live = yield* insertEvent(run.runId, run.cellIds[1]!, "succeeded")
         yield* events.publish([live])
-        yield* waitUntil(() => seen.length === expected.length + 1)
+        yield* waitUntil(
+          () => seen.length === expected.length + 1 && resumed.seen.length === expected.length - 7_000
+        )
         expect(seen.at(-1)!.id).toBe(live.id)
+        expect(resumed.seen.at(-1)!.id).toBe(live.id)
         yield* Fiber.interrupt(fiber)
+        yield* Fiber.interrupt(resumed.fiber)
       })
     )
 

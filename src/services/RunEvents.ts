@@ -113,7 +113,7 @@ const REPLAY_READS = 2
 type Signal =
   | { readonly _tag: "Published"; readonly events: ReadonlyArray<CellEvent> }
   | { readonly _tag: "Announced"; readonly maxId: bigint }
-  | { readonly _tag: "Join"; readonly subscriber: Subscriber; readonly done: Deferred.Deferred<bigint> }
+  | { readonly _tag: "Join"; readonly subscriber: Subscriber; readonly done: Deferred.Deferred<Admission> }
   | { readonly _tag: "Read"; readonly events: ReadonlyArray<CellEvent> | null }
 
 /**
@@ -200,13 +200,56 @@ interface ReplayPage {
 }
 
 /**
+ * A run's events sequenced while subscribers waited to join its feed, from `from` (exclusive) up to the mark
+ * they were admitted at: what a new run's unpublished events reach the sequencer as, read for the join. Those
+ * subscribers replay this part from here rather than from the table. Its pages are cut at fixed positions and
+ * kept, so subscribers that start at the same place share them.
+ */
+class Tail {
+  private readonly pages = new Map<number, Chunk.Chunk<CellEvent>>()
+  constructor(
+    readonly from: bigint,
+    readonly events: ReadonlyArray<CellEvent>
+  ) {}
+
+  /** Where the events after `id` start. */
+  indexAfter(id: bigint) {
+    let low = 0
+    let high = this.events.length
+    while (low < high) {
+      const middle = (low + high) >> 1
+      if (BigInt(this.events[middle]!.id) <= id) low = middle + 1
+      else high = middle
+    }
+    return low
+  }
+
+  /** The events from `index` to the end of its page, and where the next page starts. */
+  page(index: number) {
+    const end = Math.min(this.events.length, (Math.floor(index / READ_BATCH) + 1) * READ_BATCH)
+    if (index % READ_BATCH !== 0) return [Chunk.unsafeFromArray(this.events.slice(index, end)), end] as const
+    let page = this.pages.get(index)
+    if (page === undefined)
+      this.pages.set(index, (page = Chunk.unsafeFromArray(this.events.slice(index, end))))
+    return [page, end] as const
+  }
+}
+
+/** Where a subscriber's feed starts, and what it replays from memory rather than from the table. */
+interface Admission {
+  readonly ceiling: bigint
+  readonly tail: Tail
+}
+
+/**
  * Live run events. Event ids come from one identity sequence, but transactions commit in any order (worker
  * fibers here, other processes), so ids do not arrive in order. One sequencer fiber per process turns them into
  * a feed in strict id order: it keeps a high-water mark (every id at or below it has been delivered, or was
  * given up as never committing) and holds back events above a hole until the hole fills, from a later
  * `publish` or from the table, or until `gapTimeoutMs` passes (a rolled-back insert leaves a hole for good).
  * Because the feed is ordered, a subscriber replays the table up to the mark and then takes the feed above it,
- * and an SSE client resuming after id N misses nothing: no event at or below N can still be on its way.
+ * and an SSE client resuming after id N misses nothing: no event at or below N can still be on its way. (What
+ * was sequenced while it waited to join, it replays from memory: see `Tail`.)
  *
  * Other processes' events arrive by NOTIFY (real Postgres only; PGlite is one process) and a read of the
  * table above the mark; a periodic read while anyone listens covers a lost NOTIFY and writers that never
@@ -235,10 +278,12 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
     const pending = new Map<bigint, { readonly event: CellEvent; readonly at: number }>()
     // subscribers waiting to join the feed, for a read of the table to start, then for it to end; kept outside
     // a step so that a failed step leaves none behind
-    type Joiner = { readonly subscriber: Subscriber; readonly done: Deferred.Deferred<bigint> }
+    type Joiner = { readonly subscriber: Subscriber; readonly done: Deferred.Deferred<Admission> }
     let joining: Array<Joiner> = []
     let joiningRead: Array<Joiner> = []
     let joiningNow: Array<Joiner> = []
+    // by run: the events sequenced since its first waiting subscriber asked, while any waits (see `Tail`)
+    const tails = new Map<string, { from: bigint; events: Array<CellEvent> }>()
     let readRequested = false
     // a read of the table runs beside the sequencer (it must not hold back published events) and reports back
     let readRunning: "full" | "gap" | null = null
@@ -345,6 +390,7 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
             pending.delete(mark + 1n)
             mark += 1n
             ready.push(next.event)
+            tails.get(next.event.runId)?.events.push(next.event)
             continue
           }
           const lowest = lowestPending()!
@@ -365,6 +411,7 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
      */
     const admit = (joiners: ReadonlyArray<Joiner>) =>
       Effect.gen(function* () {
+        const admitted = new Map<string, Tail>()
         for (const { subscriber, done } of joiners) {
           if (subscriber.state === "joining") {
             subscriber.state = "live"
@@ -373,8 +420,16 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
             else set.add(subscriber)
             subscriberCount += 1
           }
-          yield* Deferred.succeed(done, mark)
+          let tail = admitted.get(subscriber.runId)
+          if (tail === undefined) {
+            const recorded = tails.get(subscriber.runId) ?? { from: mark, events: [] }
+            admitted.set(subscriber.runId, (tail = new Tail(recorded.from, recorded.events.slice())))
+          }
+          yield* Deferred.succeed(done, { ceiling: mark, tail })
         }
+        // a run's recording ends with the last subscriber waiting to join it
+        const waiting = new Set([...joining, ...joiningRead, ...joiningNow].map((j) => j.subscriber.runId))
+        for (const runId of tails.keys()) if (!waiting.has(runId)) tails.delete(runId)
       })
 
     const step = Effect.gen(function* () {
@@ -402,6 +457,8 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
           case "Join":
             joining.push(signal)
             readRequested = true
+            if (!tails.has(signal.subscriber.runId))
+              tails.set(signal.subscriber.runId, { from: mark, events: [] })
             break
           case "Read":
             if (signal.events === null) {
@@ -568,33 +625,48 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
 
     const run = Runtime.runPromise(yield* Effect.runtime<never>())
 
-    /** Joins the feed; answers the mark the subscriber's feed starts above. */
+    /** Joins the feed; answers the mark the subscriber's feed starts above, and the run's tail up to it. */
     const join = (subscriber: Subscriber) =>
-      Effect.flatMap(Deferred.make<bigint>(), (done) =>
+      Effect.flatMap(Deferred.make<Admission>(), (done) =>
         Effect.zipRight(Queue.offer(inbox, { _tag: "Join", subscriber, done }), Deferred.await(done))
       )
 
     /**
-     * The run's events after `afterId` (all of them for null): replayed from the table up to the mark answered
-     * when the subscriber joins the feed (in the sequencer's step, after that step's delivery, so the replay ends
-     * where the feed begins), then live.
+     * The run's events after `afterId` (all of them for null): replayed up to the mark answered when the
+     * subscriber joins the feed (in the sequencer's step, after that step's delivery, so the replay ends where the
+     * feed begins), from the table and then from the run's tail, then live.
      */
     const open = (runId: RunId, afterId: bigint | null): Subscription => {
       const subscriber = new Subscriber(runId)
       const after = afterId ?? 0n
       let ceiling: bigint | undefined
+      // the replay: from the table up to the tail, then the tail from memory (let go once replayed)
       let replayFrom: bigint | null = after
+      let tail: Tail | null = null
+      let tailIndex = 0
       const next = async (): Promise<ReadonlyArray<Chunk.Chunk<CellEvent>>> => {
-        ceiling ??= await run(join(subscriber))
+        if (ceiling === undefined) {
+          const admission = await run(join(subscriber))
+          ceiling = admission.ceiling
+          tail = admission.tail
+          tailIndex = tail.indexAfter(after)
+        }
         const until = ceiling
         while (replayFrom !== null && subscriber.state !== "closed") {
-          if (replayFrom >= until) replayFrom = null
+          const tableEnd = tail !== null && tail.from < until ? tail.from : until
+          if (replayFrom >= tableEnd) replayFrom = null
           else {
-            const [events, from] = await run(replayPage(runId, replayFrom, until))
+            const [events, from] = await run(replayPage(runId, replayFrom, tableEnd))
             replayFrom = Option.getOrNull(from)
             if (!Chunk.isEmpty(events)) return [events]
           }
         }
+        if (tail !== null && tailIndex < tail.events.length && subscriber.state !== "closed") {
+          const [events, end] = tail.page(tailIndex)
+          tailIndex = end
+          return [events]
+        }
+        tail = null
         while (subscriber.state !== "closed") {
           const chunks = subscriber.takeAll()
           // a client may resume from beyond this process's mark (it followed another process further)
