@@ -42,13 +42,9 @@ const run = (args: ReadonlyArray<string>, cwd: string, env: NodeJS.ProcessEnv) =
     child.on("exit", (code, signal) => resolve({ exit: { code, signal }, output }))
   })
 
-/**
- * `bun scripts/build-web.ts`: what `npm start` serves (it writes frontend/dist). Vitest sets NODE_ENV=test, and
- * Bun's bundler lets an inherited NODE_ENV win over `--production`: React would be its development build.
- */
+/** `bun scripts/build-web.ts`: what `npm start` serves (it writes frontend/dist, always a production build). */
 export const buildWebApp = async () => {
-  const env = { ...process.env, NODE_ENV: "production" }
-  const { exit, output } = await run([path.join(root, "scripts", "build-web.ts")], root, env)
+  const { exit, output } = await run([path.join(root, "scripts", "build-web.ts")], root, process.env)
   if (exit.code !== 0) throw new Error(`the web build failed (exit ${exit.code}):\n${output}`)
   return output.trim()
 }

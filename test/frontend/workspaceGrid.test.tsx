@@ -1,18 +1,11 @@
 // @vitest-environment happy-dom
 import { DateTime } from "effect"
 import { describe, expect, it } from "vitest"
-import { Cell } from "../../src/domain/Cell.ts"
-import type {
-  ModelConfigId,
-  PromptId,
-  PromptVersionId,
-  RunCellId,
-  RunId,
-  RunModelId
-} from "../../src/domain/Ids.ts"
+import type { ModelConfigId, PromptId, PromptVersionId, RunId, RunModelId } from "../../src/domain/Ids.ts"
 import { Run, type RunModel } from "../../src/domain/Run.ts"
 import { CellStore } from "../../frontend/src/workspace/cellStore.ts"
 import { pagesFor } from "../../frontend/src/workspace/datasetRows.ts"
+import { cellId, queuedCell } from "../support/CellFixture.ts"
 import { countOf, outputKind, outputText } from "../../frontend/src/workspace/format.ts"
 import { cellAt, gridRowCount, modelColumns } from "../../frontend/src/workspace/gridModel.ts"
 import {
@@ -155,31 +148,7 @@ const runWith = (models: ReadonlyArray<RunModel>, total: number) =>
   })
 
 const cellOf = (id: number, runModelId: RunModelId, rowIndex: number) =>
-  new Cell({
-    id: `00000000-0000-4000-8000-${String(id).padStart(12, "0")}` as RunCellId,
-    runId: RUN,
-    runModelId,
-    rowIndex,
-    datasetRowId: null,
-    status: "queued",
-    stage: "generate",
-    attempt: 0,
-    outputRaw: null,
-    outputParsed: null,
-    grade: null,
-    gradeScore: null,
-    gradeReason: null,
-    manualGrade: null,
-    tokensIn: null,
-    tokensOut: null,
-    costUsd: null,
-    latencyMs: null,
-    errorCode: null,
-    errorMessage: null,
-    startedAt: null,
-    finishedAt: null,
-    updatedAt: T
-  })
+  queuedCell({ id: cellId(id), runId: RUN, runModelId, rowIndex, updatedAt: T })
 
 describe("grid: rows and columns", () => {
   it("orders model columns by display order and maps (row, col) to the cell of that row and model", () => {

@@ -2,44 +2,27 @@ import { DateTime } from "effect"
 import { describe, expect, it } from "vitest"
 import { Cell } from "../../src/domain/Cell.ts"
 import { CellGrade } from "../../src/domain/Grade.ts"
-import type { RunCellId, RunId, RunModelId } from "../../src/domain/Ids.ts"
+import type { RunId, RunModelId } from "../../src/domain/Ids.ts"
 import { CellStore, isNewer } from "../../frontend/src/workspace/cellStore.ts"
+import { cellId, queuedCell } from "../support/CellFixture.ts"
 
 const RUN = "00000000-0000-4000-8000-00000000aaaa" as RunId
 const MODEL_A = "00000000-0000-4000-8000-0000000000a1" as RunModelId
 const MODEL_B = "00000000-0000-4000-8000-0000000000b1" as RunModelId
 const T0 = Date.parse("2026-11-28T10:00:00.000Z")
 
-const idOf = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}` as RunCellId
+const idOf = cellId
 
 const cell = (
   n: number,
   fields: Partial<Omit<ConstructorParameters<typeof Cell>[0], "updatedAt">> & { at?: number } = {}
 ) => {
   const { at = 0, ...rest } = fields
-  return new Cell({
+  return queuedCell({
     id: idOf(n),
     runId: RUN,
     runModelId: MODEL_A,
     rowIndex: n,
-    datasetRowId: null,
-    status: "queued",
-    stage: "generate",
-    attempt: 0,
-    outputRaw: null,
-    outputParsed: null,
-    grade: null,
-    gradeScore: null,
-    gradeReason: null,
-    manualGrade: null,
-    tokensIn: null,
-    tokensOut: null,
-    costUsd: null,
-    latencyMs: null,
-    errorCode: null,
-    errorMessage: null,
-    startedAt: null,
-    finishedAt: null,
     updatedAt: DateTime.unsafeMake(T0 + at),
     ...rest
   })

@@ -20,15 +20,15 @@ export const useRunLabels = (runs: ReadonlyArray<Run>): RunLabels => {
     .map((run) => run.id)
     .join(",")
   useEffect(() => {
-    const todo = runsRef.current.filter(
+    const unlabelled = runsRef.current.filter(
       (run) => !hasLabels(labelsRef.current, [run]) && !requested.current.has(run.id)
     )
-    if (todo.length === 0) return
-    for (const run of todo) requested.current.add(run.id)
-    loadLabels(api, todo, labelsRef.current).then(
+    if (unlabelled.length === 0) return
+    for (const run of unlabelled) requested.current.add(run.id)
+    loadLabels(api, unlabelled, labelsRef.current).then(
       (more) => setLabels((known) => mergeLabels(known, more)),
       (error: unknown) => {
-        for (const run of todo) requested.current.delete(run.id)
+        for (const run of unlabelled) requested.current.delete(run.id)
         toastError(error)
       }
     )
@@ -74,11 +74,11 @@ export const useRunMetrics = (runs: ReadonlyArray<Run>): ReadonlyMap<string, Run
   staleRef.current = stale
   useEffect(() => {
     if (key === "") return
-    const todo = staleRef.current
-    for (const run of todo) loadedFor.current.set(run.id, stamp(run))
+    const changed = staleRef.current
+    for (const run of changed) loadedFor.current.set(run.id, stamp(run))
     void loadMetrics(
       (id) => api.call((client) => client.runs.metrics({ id })),
-      todo.map((run) => run.id),
+      changed.map((run) => run.id),
       (report) => setMetrics((known) => new Map(known).set(report.runId, report))
     )
   }, [api, key])
