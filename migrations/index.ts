@@ -3,6 +3,7 @@ import type { Effect } from "effect"
 import initial from "./0001_initial.ts"
 import engine from "./0002_engine.ts"
 import engineWrites from "./0003_engine_writes.ts"
+import eventTime from "./0004_event_time.ts"
 
 /**
  * Every migration, in order: `<id>_<name>` → the Effect that applies it. Static imports, so `bun build --compile`
@@ -11,5 +12,6 @@ import engineWrites from "./0003_engine_writes.ts"
 export const migrations: Record<string, Effect.Effect<unknown, unknown, SqlClient.SqlClient>> = {
   "0001_initial": initial,
   "0002_engine": engine,
-  "0003_engine_writes": engineWrites
+  "0003_engine_writes": engineWrites,
+  "0004_event_time": eventTime
 }

@@ -47,7 +47,8 @@ describe.each(emptyDatabases)("migrations from empty on %s", (_kind, database) =
         expect(first.map(([id, name]) => `${id}_${name}`)).toEqual([
           "1_initial",
           "2_engine",
-          "3_engine_writes"
+          "3_engine_writes",
+          "4_event_time"
         ])
 
         const tables = yield* sql<{ relname: string; relrowsecurity: boolean }>`

@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { DateTime, Effect, Layer } from "effect"
 import { JobQueue } from "../src/execution/JobQueue.ts"
 import { seedRun } from "./support/fixtures.ts"
 import { testDatabases } from "./support/TestDatabase.ts"
@@ -111,7 +111,18 @@ for (const db of testDatabases) {
             }
           ])
           expect(done.events.map((e) => e.type).sort()).toEqual(["failed", "succeeded"])
-          expect(done.finishedRuns).toEqual([seeded.runId])
+          // each event carries the time its row was written, as the table has it (to the millisecond)
+          const stored = yield* sql<{ id: string; at: number }>`
+            select id::text as id, (extract(epoch from created_at) * 1000)::float8 as at
+            from assay.run_cell_event where ${sql.in(
+              "id",
+              done.events.map((e) => e.id)
+            )}`
+          expect(
+            Object.fromEntries(done.events.map((e) => [e.id, DateTime.toEpochMillis(e.createdAt)]))
+          ).toEqual(Object.fromEntries(stored.map((r) => [r.id, Math.floor(r.at)])))
+          expect(done.finalRuns).toEqual([seeded.runId])
+          expect(yield* queue.finishRuns(done.finalRuns)).toEqual([seeded.runId])
           const [cell] = yield* sql<{ output_raw: string; cost_usd: string; lease_owner: string | null }>`
             select output_raw, cost_usd, lease_owner from assay.run_cell where id = ${first!.id}`
           expect(cell).toEqual({ output_raw: "hello", cost_usd: "0.0001230000", lease_owner: null })
@@ -151,7 +162,8 @@ for (const db of testDatabases) {
               [kept!.id, "grader_succeeded", { grade: "pass", row: kept!.rowIndex }]
             ])
             expect(BigInt(done.events[0]!.id) < BigInt(done.events[1]!.id)).toBe(true)
-            expect(done.finishedRuns).toEqual([])
+            // the other cell is still running: the run goes on
+            expect(yield* queue.finishRuns(done.finalRuns)).toEqual([])
             const rows = yield* sql<{ id: string; status: string; output_raw: string | null }>`
             select id, status, output_raw from assay.run_cell where ${sql.in("id", [kept!.id, lost!.id])}`
             expect(Object.fromEntries(rows.map((r) => [r.id, [r.status, r.output_raw]]))).toEqual({
@@ -168,6 +180,25 @@ for (const db of testDatabases) {
               ["grader_succeeded", { grade: "pass", row: kept!.rowIndex }]
             ])
           })
+      )
+
+      it.effect("an event's time is when its row is written, not when its transaction began", () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const queue = yield* JobQueue
+          const seeded = yield* seedRun(sql, { rows: 1 })
+          const [a] = yield* runModels(sql, seeded.runId)
+          const [began, claimed] = yield* sql.withTransaction(
+            Effect.gen(function* () {
+              const [tx] = yield* sql<{ at: number }>`
+                select (extract(epoch from now()) * 1000)::float8 as at from pg_sleep(0.1)`
+              const claim = yield* queue.claim("w1", [{ runModelId: a!, limit: 1 }], 30_000)
+              return [tx!.at, claim] as const
+            })
+          )
+          expect(claimed.events).toHaveLength(1)
+          expect(DateTime.toEpochMillis(claimed.events[0]!.createdAt) - began).toBeGreaterThanOrEqual(100)
+        })
       )
 
       it.effect("a retry goes back to the queue until its time; the sweeper returns expired leases", () =>

@@ -235,9 +235,11 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
     const results = yield* Queue.bounded<CellUpdate>(RESULT_BACKLOG)
     const writeBatch = (batch: ReadonlyArray<CellUpdate>) =>
       queue.complete(worker, batch).pipe(
-        Effect.flatMap((done) => {
-          for (const finished of done.finishedRuns) contexts.delete(finished)
-          return publish(done.events)
+        // subscribers hear of the results first: finishing the runs is a statement of its own
+        Effect.tap((done) => publish(done.events)),
+        Effect.flatMap((done) => queue.finishRuns(done.finalRuns)),
+        Effect.map((finished) => {
+          for (const runId of finished) contexts.delete(runId)
         })
       )
     const writer = Effect.gen(function* () {

@@ -128,8 +128,9 @@ const resultFields = (u: CellUpdate) => {
 export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    /** The transaction's time (every event's `created_at`) as epoch milliseconds: a number, no date parsing. */
-    const epochMs = sql.literal("(extract(epoch from now()) * 1000)::float8")
+    /** An event row's `created_at` as epoch milliseconds: a number, no date parsing. */
+    const epochMsOf = (table: string) =>
+      sql.literal(`(extract(epoch from ${table}.created_at) * 1000)::float8`)
 
     /**
      * Claims up to `limit` runnable cells per run model, oldest first within each: one statement takes the
@@ -180,14 +181,14 @@ export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
         started as (
           insert into assay.run_cell_event (run_id, run_cell_id, event_type, payload)
           select run_id, id, 'started', jsonb_build_object('attempt', attempt) from claimed
-          returning id, run_cell_id
+          returning id, run_cell_id, created_at
         ),
         run_started as (
           update assay.run set status = 'running', started_at = coalesce(started_at, now())
           where id in (select run_id from claimed) and status = 'queued'
         )
         select c.id, c.run_id, c.run_model_id, c.row_index, c.attempt, c.max_attempts,
-               dr.values as row_values, s.id::text as event_id, ${epochMs} as event_at
+               dr.values as row_values, s.id::text as event_id, ${epochMsOf("s")} as event_at
         from claimed c
         join started s on s.run_cell_id = c.id
         left join assay.dataset_row dr on dr.id = c.dataset_row_id
@@ -234,16 +235,15 @@ export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
 
     /**
      * Writes results, status changes and their events in one statement (so one transaction), only for cells this
-     * worker still leases. Then, outside that transaction, finishes the runs whose last open cells these were:
-     * checked after the commit, the last batch of a run to commit always sees every other batch. Returns the
-     * events written (in id order) and the runs that finished.
+     * worker still leases. Returns the events written (in id order) and the runs some of whose cells reached a
+     * final status: pass those to `finishRuns` after publishing the events (the check runs after the commit, so
+     * the last batch of a run to commit always sees every other batch; live subscribers need not wait for it).
      */
     const complete = Effect.fn("JobQueue.complete")(function* (
       worker: string,
       updates: ReadonlyArray<CellUpdate>
     ) {
-      if (updates.length === 0)
-        return { events: [] as Array<WrittenEvent>, finishedRuns: [] as Array<string> }
+      if (updates.length === 0) return { events: [] as Array<WrittenEvent>, finalRuns: [] as Array<string> }
       const byCell = new Map<string, CellUpdate>()
       const doc: Record<string, Record<string, unknown>> = {}
       for (const u of updates) {
@@ -289,9 +289,9 @@ export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
           cross join lateral rows from (jsonb_to_recordset(u.events) as (type text, payload jsonb))
             with ordinality as e(type, payload, ord)
           order by u.id, e.ord
-          returning id, run_id, run_cell_id
+          returning id, run_id, run_cell_id, created_at
         )
-        select id::text as id, run_id, run_cell_id, ${epochMs} as at from inserted order by inserted.id`.pipe(
+        select id::text as id, run_id, run_cell_id, ${epochMsOf("inserted")} as at from inserted order by inserted.id`.pipe(
         orDieSql
       )
       const written: Array<WrittenEvent> = []
@@ -314,12 +314,14 @@ export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
         )
         if (update.status !== "queued") finalRuns.add(row.run_id)
       }
-      const finishedRuns = yield* finishRuns([...finalRuns]).pipe(orDieSql)
-      return { events: written, finishedRuns }
+      return { events: written, finalRuns: [...finalRuns] }
     })
 
-    /** Marks runs with no queued or running cell left as completed (or failed, when nothing succeeded). */
-    const finishRuns = (runIds: ReadonlyArray<string>) =>
+    /**
+     * Marks runs with no queued or running cell left as completed (or failed, when nothing succeeded); returns
+     * the runs it finished.
+     */
+    const finishRuns = (runIds: ReadonlyArray<string>): Effect.Effect<Array<string>> =>
       runIds.length === 0
         ? Effect.succeed([] as Array<string>)
         : Effect.map(
@@ -333,7 +335,7 @@ export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
                 and not exists (select 1 from assay.run_cell c where c.run_id = r.id and c.status in ('queued', 'running'))
               returning r.id`,
             (rows) => rows.map((r) => r.id)
-          )
+          ).pipe(orDieSql)
 
     /** Returns expired leases to the queue (or fails cells out of attempts). */
     const sweep = Effect.fn("JobQueue.sweep")(function* () {
@@ -442,7 +444,7 @@ export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
       orDieSql
     )
 
-    return { claim, heartbeat, complete, sweep, cancelRun, requeue, release, settleRuns } as const
+    return { claim, heartbeat, complete, finishRuns, sweep, cancelRun, requeue, release, settleRuns } as const
   })
 }) {}
 

@@ -9,6 +9,7 @@ const RETRY_MS = 2_000
 
 const encoder = new TextEncoder()
 const KEEP_ALIVE = encoder.encode(": keep-alive\n\n")
+const RETRY = encoder.encode(`retry: ${RETRY_MS}\n\n`)
 
 /** One event's SSE frame; `data:` is the event as `Schema.encode(CellEvent)` writes it, fields in its order. */
 export const eventFrame = (event: CellEvent) =>
@@ -79,52 +80,72 @@ const streamSubscription = (events: Stream.Stream<CellEvent>): Subscription => {
   }
 }
 
+/** What Bun hands a `type: "direct"` stream's `pull`: writes go straight to the response's socket. */
+interface DirectController {
+  write(data: Uint8Array): number | Promise<number>
+  flush(): number | Promise<number>
+  close(error?: Error): void
+}
+
 /**
- * The SSE body: `retry:` first (it also flushes the headers), then the events, read when the client has taken
- * what was written before (a slow client leaves its events in its subscription, whose backlog limit ends it),
- * everything that arrived meanwhile in one write; and a keep-alive comment every `keepAliveMs` once the client
- * reads. A subscription from `RunEvents` is read directly: a fiber woken per batch, for each of hundreds of
- * clients, costs more than the writes.
+ * The SSE body: `retry:` first (it also flushes the headers), then the events, each batch written when the
+ * client has taken what was written before (a slow client leaves its events in its subscription, whose backlog
+ * limit ends it), everything that arrived meanwhile in one write; and a keep-alive comment every `keepAliveMs`
+ * while nothing else is being written. A subscription from `RunEvents` is read directly: a fiber woken per
+ * batch, for each of hundreds of clients, costs more than the writes.
+ *
+ * A Bun "direct" stream: its bytes go from `write` to the socket. A default ReadableStream queues each chunk
+ * and copies it again into the socket's buffer; with hundreds of clients that copying was most of the server's
+ * time (measured with benchmark 4).
  */
 const sseBody = (events: Stream.Stream<CellEvent>, keepAliveMs: number) => {
   const subscription = openSubscription(events) ?? streamSubscription(events)
   let timer: ReturnType<typeof setInterval> | undefined
   let stopped = false
   const stop = () => {
+    if (stopped) return
     stopped = true
     clearInterval(timer)
     subscription.close()
   }
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      controller.enqueue(encoder.encode(`retry: ${RETRY_MS}\n\n`))
-    },
-    async pull(controller) {
-      timer ??= setInterval(() => {
+  const source = {
+    type: "direct" as const,
+    async pull(controller: DirectController) {
+      let writing = false
+      const write = async (bytes: Uint8Array) => {
+        writing = true
         try {
-          controller.enqueue(KEEP_ALIVE)
-        } catch {
-          // closed between the client going away and `cancel`
-          clearInterval(timer)
+          const written = controller.write(bytes)
+          if (typeof written !== "number") await written
+          const flushed = controller.flush()
+          if (typeof flushed !== "number") await flushed
+        } finally {
+          writing = false
         }
-      }, keepAliveMs)
-      const chunks = await subscription.next().catch((error: unknown) => {
-        stop()
-        throw error
-      })
-      // the client went away while the events were on their way
-      if (stopped) return
-      if (chunks.length === 0) {
-        stop()
-        controller.close()
-        return
       }
-      const parts = chunks.filter((chunk) => !Chunk.isEmpty(chunk))
-      // nothing written: the stream pulls again
-      if (parts.length > 0) controller.enqueue(concatBytes(parts.map(encodeChunk)))
+      try {
+        await write(RETRY)
+        timer = setInterval(() => {
+          if (writing || stopped) return
+          write(KEEP_ALIVE).catch(stop)
+        }, keepAliveMs)
+        while (!stopped) {
+          const chunks = await subscription.next()
+          // ended (or the client went away while the events were on their way)
+          if (chunks.length === 0 || stopped) break
+          const parts = chunks.filter((chunk) => !Chunk.isEmpty(chunk))
+          if (parts.length > 0) await write(concatBytes(parts.map(encodeChunk)))
+        }
+      } finally {
+        const clientLeft = stopped
+        stop()
+        if (!clientLeft) controller.close()
+      }
     },
     cancel: stop
-  })
+  }
+  // Bun's types describe the direct source; the DOM's ReadableStream constructor does not know it
+  return new ReadableStream<Uint8Array>(source as unknown as UnderlyingDefaultSource<Uint8Array>)
 }
 
 /**
