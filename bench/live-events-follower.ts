@@ -30,6 +30,14 @@ export const record = (h: Histogram, ms: number) => {
   if (ms > h.max) h.max = ms
 }
 
+/** `record` for a whole number of milliseconds (receive times and `createdAt` are): the hot path's. */
+const bump = (h: Histogram, ms: number) => {
+  const counts = h.counts
+  counts[ms < 0 ? 0 : ms >= counts.length ? counts.length - 1 : ms]! += 1
+  h.total += 1
+  if (ms > h.max) h.max = ms
+}
+
 /** Adds `from` into `into` (histograms of one size). */
 export const merge = (into: Histogram, from: Histogram) => {
   for (let i = 0; i < from.counts.length; i++) into.counts[i]! += from.counts[i]!
@@ -58,14 +66,29 @@ export const sharedMemory = (subscribers: number, maxEventId: number): Shared =>
 })
 
 export interface FollowerData {
-  readonly url: string
   readonly indices: ReadonlyArray<number>
   readonly shared: Shared
+}
+
+/**
+ * Where the subscribers start. "snapshot": as the web app opens a run, each reads a page of the run's cells
+ * (the run as it stands, with its `lastEventId`) and follows the event stream after that id. "start": each
+ * opens the stream with no Last-Event-ID and replays the run's events from the first.
+ */
+export type FollowFrom = "snapshot" | "start"
+
+/** Sent to a worker once the run exists: its subscribers connect at once (the worker is already running). */
+export interface FollowerStart {
+  readonly url: string
+  readonly cellsUrl: string
+  readonly from: FollowFrom
   readonly runStartedAt: number
 }
 
 export interface FollowerReport {
   readonly index: number
+  /** The id it started after (the snapshot's `lastEventId`; 0 from the start). */
+  readonly startAfter: number
   readonly ids: Int32Array
   readonly connectedAt: number | null
   /** When it had received everything the table held when it connected (its catch-up), epoch ms. */
@@ -92,6 +115,7 @@ export interface WorkerReport {
 
 interface Follower {
   readonly index: number
+  startAfter: number
   readonly ids: Array<number>
   lastId: number
   /** Epoch ms when the first response arrived: events created after it are live for this subscriber. */
@@ -132,8 +156,7 @@ const isoAt = (b: Buffer, at: number) => {
   )
 }
 
-const follower = () => {
-  const data = workerData as FollowerData
+const follower = (data: FollowerData & FollowerStart) => {
   const seen = new Int32Array(data.shared.seen)
   const seenMax = new Int32Array(data.shared.seenMax)
   const lastIds = new Int32Array(data.shared.lastIds)
@@ -150,23 +173,25 @@ const follower = () => {
   const liveByWindow: Array<Histogram | null> = []
   const createdAt = new Float64Array(seen.length).fill(Number.NaN)
   const firstReceived = new Float64Array(seen.length).fill(Number.NaN)
-  const typeNames = new Map<number, string>()
+
+  // live latency by event type, found by the type's first letter and length
+  const typeHistograms: Array<Histogram | undefined> = []
 
   /**
    * One event frame as the server writes it: `id:`, `event:` and `data:` lines (the JSON has no raw newline)
-   * and a blank line; `idEnd`, `typeEnd` and `dataEnd` are the positions of the three lines' newlines.
+   * and a blank line; `typeStart`, `typeEnd` and `dataEnd` locate the type and the data line's newline. Called
+   * for every event of every subscriber (millions): integer arithmetic, no allocation, no string.
    */
   const onEvent = (
     f: Follower,
     b: Buffer,
-    start: number,
-    idEnd: number,
+    id: number,
+    typeStart: number,
     typeEnd: number,
     dataEnd: number,
     receivedAt: number
   ) => {
-    const id = digitsAt(b, start + 4, idEnd - start - 4)
-    // createdAt is the CellEvent's last field, after the payload: `"createdAt":"<24 characters>"}` ends the line
+    // createdAt is the data's last field: `"createdAt":"<24 characters>"}` ends the line
     let at = dataEnd - CREATED_AT.length - 26
     if (b[at] !== 0x22 || b[at + 1] !== 0x63 || b[at + 12] !== 0x22) at = b.lastIndexOf(CREATED_AT, dataEnd)
     if (at < typeEnd) throw new Error(`event ${id} without createdAt`)
@@ -175,44 +200,53 @@ const follower = () => {
     if (id <= f.lastId) f.outOfOrder += 1
     else f.lastId = id
     f.ids.push(id)
-    lastIds[f.index] = f.lastId
-    received[f.index] = f.ids.length
     if (f.caughtUpAt === null && id >= f.catchUpId) f.caughtUpAt = receivedAt
     createdAt[id] = created
     if (!(firstReceived[id]! <= receivedAt)) firstReceived[id] = receivedAt
-    // a delivered event has committed: the watcher may not have polled since
-    const watched = Atomics.load(seen, id)
-    const visible = Math.min(firstReceived[id]!, watched === 0 ? Infinity : data.runStartedAt + watched - 1)
     const latency = receivedAt - created
-    record(all, latency)
+    bump(all, latency)
     if (f.connectedAt !== null && created >= f.connectedAt) {
-      record(live, latency)
-      if (f.caughtUpAt !== null && created >= f.caughtUpAt) record(following, latency)
-      const window = Math.max(0, Math.floor((created - data.runStartedAt) / WINDOW_MS))
-      record((liveByWindow[window] ??= histogram(WINDOW_CAP_MS)), latency)
-      record(visibleToReceived, receivedAt - visible)
-      // an event type is known by its first letter and length
-      const typeKey = b[idEnd + 8]! * 100 + typeEnd - idEnd - 8
-      let type = typeNames.get(typeKey)
-      if (type === undefined) typeNames.set(typeKey, (type = b.toString("latin1", idEnd + 8, typeEnd)))
-      record((liveByType[type] ??= histogram()), latency)
+      bump(live, latency)
+      if (f.caughtUpAt !== null && created >= f.caughtUpAt) bump(following, latency)
+      const window = Math.max(0, ((created - data.runStartedAt) / WINDOW_MS) | 0)
+      bump((liveByWindow[window] ??= histogram(WINDOW_CAP_MS)), latency)
+      // a delivered event has committed: the watcher may not have polled since
+      const watched = Atomics.load(seen, id)
+      const visible = Math.min(
+        firstReceived[id]!,
+        watched === 0 ? receivedAt : data.runStartedAt + watched - 1
+      )
+      bump(visibleToReceived, receivedAt - visible)
+      const typeKey = b[typeStart]! * 32 + Math.min(31, typeEnd - typeStart)
+      let byType = typeHistograms[typeKey]
+      if (byType === undefined) {
+        byType = typeHistograms[typeKey] = histogram()
+        liveByType[b.toString("latin1", typeStart, typeEnd)] = byType
+      }
+      bump(byType, latency)
     }
   }
 
   /** Reads the frames of `b` from `start`; answers where the first incomplete one starts (or `b.length`). */
   const onFrames = (f: Follower, b: Buffer, receivedAt: number, onRetry: (ms: number) => void) => {
+    const n = b.length
     let start = 0
-    while (start < b.length) {
+    while (start < n) {
       if (b[start] === 0x69) {
-        // `id: ...`
-        const idEnd = b.indexOf(NEWLINE, start)
-        const typeEnd = idEnd === -1 ? -1 : b.indexOf(NEWLINE, idEnd + 1)
-        const dataEnd = typeEnd === -1 ? -1 : b.indexOf(NEWLINE, typeEnd + 1)
-        if (dataEnd === -1 || dataEnd + 1 >= b.length) return start
+        // `id: <digits>\n`, `event: <type>\n`: short lines, read here; the data line's end by one search
+        let i = start + 4
+        let id = 0
+        while (i < n && b[i] !== NEWLINE) id = id * 10 + b[i++]! - 48
+        const typeStart = i + 8
+        i = typeStart
+        while (i < n && b[i] !== NEWLINE) i++
+        const typeEnd = i
+        const dataEnd = i >= n ? -1 : b.indexOf(NEWLINE, typeEnd + 7)
+        if (dataEnd === -1 || dataEnd + 1 >= n) return start
         if (b[dataEnd + 1] !== NEWLINE) {
           throw new Error(`unexpected frame ${b.toString("latin1", start, dataEnd + 2)}`)
         }
-        onEvent(f, b, start, idEnd, typeEnd, dataEnd, receivedAt)
+        onEvent(f, b, id, typeStart, typeEnd, dataEnd, receivedAt)
         start = dataEnd + 2
       } else {
         // `retry: ...` or a comment
@@ -227,6 +261,12 @@ const follower = () => {
 
   const follow = async (f: Follower, signal: AbortSignal) => {
     let retryMs = 2_000
+    if (data.from === "snapshot") {
+      const response = await fetch(`${data.cellsUrl}?limit=1`, { signal })
+      if (response.status !== 200) throw new Error(`cells: HTTP ${response.status}`)
+      const page = (await response.json()) as { lastEventId: string }
+      f.startAfter = f.lastId = Number(page.lastEventId)
+    }
     while (!signal.aborted) {
       try {
         const headers: Record<string, string> = f.lastId > 0 ? { "last-event-id": String(f.lastId) } : {}
@@ -250,6 +290,8 @@ const follower = () => {
           const chunk = Buffer.from(value.buffer, value.byteOffset, value.byteLength)
           const b: Buffer = rest === null ? chunk : Buffer.concat([rest, chunk])
           const start = onFrames(f, b, receivedAt, (ms) => (retryMs = ms || retryMs))
+          lastIds[f.index] = f.lastId
+          received[f.index] = f.ids.length
           rest = start === b.length ? null : Buffer.from(b.subarray(start))
         }
         f.ended += 1
@@ -268,6 +310,7 @@ const follower = () => {
   const stop = new AbortController()
   const followers = data.indices.map((index): Follower => ({
     index,
+    startAfter: 0,
     ids: [],
     lastId: 0,
     connectedAt: null,
@@ -278,13 +321,18 @@ const follower = () => {
     errors: [],
     outOfOrder: 0
   }))
-  const tasks = followers.map((f) => follow(f, stop.signal))
+  const tasks = followers.map((f) =>
+    follow(f, stop.signal).catch((error: unknown) => {
+      f.errors.push(error instanceof Error ? error.message : String(error))
+    })
+  )
   parentPort!.once("message", () => {
     stop.abort()
     void Promise.all(tasks).then(() => {
       const report: WorkerReport = {
         followers: followers.map((f) => ({
           index: f.index,
+          startAfter: f.startAfter,
           ids: Int32Array.from(f.ids),
           connectedAt: f.connectedAt,
           caughtUpAt: f.caughtUpAt,
@@ -307,4 +355,9 @@ const follower = () => {
   })
 }
 
-if (!isMainThread) follower()
+if (!isMainThread) {
+  // started before the run exists, so that nothing but the connection stands between its creation and them
+  parentPort!.once("message", (start: FollowerStart) =>
+    follower({ ...(workerData as FollowerData), ...start })
+  )
+}

@@ -19,6 +19,8 @@
 import { Worker } from "node:worker_threads"
 import {
   type FollowerData,
+  type FollowerStart,
+  type FollowFrom,
   type Histogram,
   histogram,
   merge,
@@ -42,6 +44,9 @@ const ROWS = Number(process.env.BENCH_ROWS ?? 5_000)
 const MODELS = 4
 const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 200)
 const THREADS = Math.max(1, Math.min(SUBSCRIBERS, Number(process.env.BENCH_CLIENT_THREADS ?? 4)))
+/** The mock's answer time (0: at once, the engine's top speed); e.g. 1000 for a provider's usual second. */
+const MOCK_LATENCY_MS = Number(process.env.BENCH_MOCK_LATENCY_MS ?? 0)
+const FROM: FollowFrom = process.env.BENCH_FROM === "start" ? "start" : "snapshot"
 /** After the run ends, how long subscribers may go without any progress before the benchmark gives up. */
 const STALL_MS = 30_000
 const TARGET_P99_MS = 100
@@ -88,24 +93,33 @@ try {
   server = await startServer(db.url)
   const models = Array.from({ length: MODELS }, (_, i) => ({
     provider: "mock" as const,
-    model: `mock-${i + 1}`
+    model: `mock-${i + 1}${MOCK_LATENCY_MS > 0 ? `?latency=${MOCK_LATENCY_MS}` : ""}`
   }))
+  for (let thread = 0; thread < THREADS; thread++) {
+    const workerData: FollowerData = {
+      indices: Array.from({ length: SUBSCRIBERS }, (_, i) => i).filter((i) => i % THREADS === thread),
+      shared
+    }
+    const worker = new Worker(new URL("./live-events-follower.ts", import.meta.url), { workerData })
+    await new Promise<void>((resolve, reject) => {
+      worker.once("online", resolve)
+      worker.once("error", reject)
+    })
+    workers.push(worker)
+  }
   const clientCpuStart = process.cpuUsage()
   const serverCpuStart = await cpuSecondsOf(server.pid)
   const runStartedAt = Date.now()
   const { run, createdAt, runCreationMs } = await createRun(server.url, ROWS, models)
   if (run.counts.total !== total) throw new Error(`the run has ${run.counts.total} cells, expected ${total}`)
 
-  const eventsUrl = `${server.url}/api/v1/runs/${run.id}/events`
-  for (let thread = 0; thread < THREADS; thread++) {
-    const workerData: FollowerData = {
-      url: eventsUrl,
-      indices: Array.from({ length: SUBSCRIBERS }, (_, i) => i).filter((i) => i % THREADS === thread),
-      shared,
-      runStartedAt
-    }
-    workers.push(new Worker(new URL("./live-events-follower.ts", import.meta.url), { workerData }))
+  const start: FollowerStart = {
+    url: `${server.url}/api/v1/runs/${run.id}/events`,
+    cellsUrl: `${server.url}/api/v1/runs/${run.id}/cells`,
+    from: FROM,
+    runStartedAt
   }
+  for (const worker of workers) worker.postMessage(start)
   const reports = workers.map(
     (worker) =>
       new Promise<WorkerReport>((resolve, reject) => {
@@ -251,20 +265,25 @@ try {
   let extraTotal = 0
   const problems: Array<Record<string, unknown>> = []
   const expectedSet = new Set(expected)
+  let eventsPerSubscriberMin = Number.POSITIVE_INFINITY
   for (const f of followers) {
-    const same = f.ids.length === expected.length && expected.every((id, i) => id === f.ids[i])
+    // every event of the run after where it started (the first, or its snapshot's last event), in id order
+    const due = f.startAfter === 0 ? expected : expected.filter((id) => id > f.startAfter)
+    eventsPerSubscriberMin = Math.min(eventsPerSubscriberMin, due.length)
+    const same = f.ids.length === due.length && due.every((id, i) => id === f.ids[i])
     if (same) {
       complete += 1
       continue
     }
     const got = new Set(f.ids)
-    const missing = expected.filter((id) => !got.has(id))
-    const extra = f.ids.length - (expected.length - missing.length)
+    const missing = due.filter((id) => !got.has(id))
+    const extra = f.ids.length - (due.length - missing.length)
     missingTotal += missing.length
     extraTotal += extra
     if (problems.length < 5) {
       problems.push({
         subscriber: f.index,
+        startAfter: f.startAfter,
         received: f.ids.length,
         missing: missing.length,
         firstMissing: missing.slice(0, 5),
@@ -287,6 +306,7 @@ try {
     models: MODELS,
     cells: total,
     subscribers: SUBSCRIBERS,
+    from: FROM,
     cellStatus: counts,
     events: expected.length,
     eventsByType: byType,
@@ -295,6 +315,12 @@ try {
     runMs,
     lastEventDeliveredMs: deliveredMs,
     subscribersComplete: complete,
+    // the fewest events one subscriber had to receive (all of them from the start; after its snapshot else)
+    eventsPerSubscriberMin,
+    startAfter: {
+      min: Math.min(...followers.map((f) => f.startAfter)),
+      max: Math.max(...followers.map((f) => f.startAfter))
+    },
     missingEvents: missingTotal,
     duplicateOrForeignEvents: extraTotal,
     outOfOrderEvents: followers.reduce((n, f) => n + f.outOfOrder, 0),

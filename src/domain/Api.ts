@@ -259,8 +259,8 @@ export class CellsApi extends HttpApiGroup.make("cells")
       .annotate(
         OpenApi.Description,
         "Server-Sent Events: the run's cell events in id order (`id:` the event id, `event:` its type, `data:` " +
-          "the CellEvent as JSON), from the start or after `Last-Event-ID` / `after`, then live, with keep-alive " +
-          "comments. EventSource cannot send headers: pass the token as `access_token` instead."
+          "`{cellId, payload, createdAt}` as JSON), from the start or after `Last-Event-ID` / `after`, then live, " +
+          "with keep-alive comments. EventSource cannot send headers: pass the token as `access_token` instead."
       )
   )
   .addError(NotFoundResponse)

@@ -11,13 +11,14 @@ const encoder = new TextEncoder()
 const KEEP_ALIVE = encoder.encode(": keep-alive\n\n")
 const RETRY = encoder.encode(`retry: ${RETRY_MS}\n\n`)
 
-/** One event's SSE frame; `data:` is the event as `Schema.encode(CellEvent)` writes it, fields in its order. */
+/**
+ * One event's SSE frame: `id:` the event id, `event:` its type, `data:` the rest of the event as JSON (its cell,
+ * payload and time, fields as `Schema.encode(CellEvent)` writes them). The id and type are not repeated in `data`,
+ * nor the run (the stream's own): a run's events go to every subscriber, and a third of each frame was repetition.
+ */
 export const eventFrame = (event: CellEvent) =>
   `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify({
-    id: event.id,
-    runId: event.runId,
     cellId: event.cellId,
-    type: event.type,
     payload: event.payload,
     createdAt: DateTime.formatIso(event.createdAt)
   })}\n\n`

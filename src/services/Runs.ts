@@ -32,7 +32,7 @@ import { Prompts } from "./Prompts.ts"
 import { Engine } from "../execution/Engine.ts"
 import { JobQueue, type WrittenEvent } from "../execution/JobQueue.ts"
 import { AppConfig } from "../layers/Config.ts"
-import { RunEvents } from "./RunEvents.ts"
+import { type CommittedEvent, RunEvents } from "./RunEvents.ts"
 import { orDieSql } from "./SqlFailure.ts"
 
 interface RunRow {
@@ -103,6 +103,11 @@ export class Runs extends Effect.Service<Runs>()("assay/Runs", {
     const config = yield* AppConfig
     const queue = yield* JobQueue
     const events = yield* RunEvents
+    /** Committed events to this process's subscribers, then one NOTIFY for the others. */
+    const publishAndNotify = (written: ReadonlyArray<CommittedEvent>) =>
+      written.length === 0
+        ? Effect.void
+        : Effect.zipRight(events.publish(written), events.notify(written[written.length - 1]!.id))
 
     const toRun = (row: RunRow, runModels: ReadonlyArray<RunModelRow>, counts: ReadonlyArray<CountRow>) => {
       const total = emptyCounts()
@@ -280,7 +285,7 @@ export class Runs extends Effect.Service<Runs>()("assay/Runs", {
         }
       }
 
-      const runId = yield* sql
+      const [runId, queued] = yield* sql
         .withTransaction(
           Effect.gen(function* () {
             const version = yield* prompts.freeze(owner, input.promptId)
@@ -317,16 +322,33 @@ export class Runs extends Effect.Service<Runs>()("assay/Runs", {
                   insert into assay.run_cell (run_id, run_model_id, dataset_row_id, row_index, max_attempts)
                   select ${id}, rm.id, null, 0, ${config.maxAttempts} from assay.run_model rm where rm.run_id = ${id}
                   returning id, run_model_id, row_index`
-            yield* sql`
-              with cells as (${cells})
-              insert into assay.run_cell_event (run_id, run_cell_id, event_type)
-              select ${id}, c.id, 'queued' from cells c
-              join assay.run_model rm on rm.id = c.run_model_id
-              order by c.row_index, rm.display_order`
-            return id as RunId
+            const queued = yield* sql<{ id: string; run_cell_id: string; at: number }>`
+              with cells as (${cells}),
+              inserted as (
+                insert into assay.run_cell_event (run_id, run_cell_id, event_type)
+                select ${id}, c.id, 'queued' from cells c
+                join assay.run_model rm on rm.id = c.run_model_id
+                order by c.row_index, rm.display_order
+                returning id, run_cell_id, created_at
+              )
+              select id::text as id, run_cell_id, (extract(epoch from created_at) * 1000)::float8 as at
+              from inserted order by inserted.id`
+            return [id as RunId, queued] as const
           })
         )
         .pipe(orDieSql)
+      // the live feed sequences the run's `queued` events now: a snapshot of the new run (its cells'
+      // `lastEventId`) covers them, and a subscriber following from it does not replay them from the table
+      yield* publishAndNotify(
+        queued.map((row) => ({
+          id: row.id,
+          runId,
+          cellId: row.run_cell_id,
+          type: "queued",
+          payload: {},
+          createdAt: DateTime.unsafeMake(row.at)
+        }))
+      )
       return yield* get(owner, runId)
     })
 
@@ -334,10 +356,7 @@ export class Runs extends Effect.Service<Runs>()("assay/Runs", {
     const engine = Effect.serviceOption(Engine)
     const afterChange = (runId: RunId, written: ReadonlyArray<WrittenEvent>, abort: boolean) =>
       Effect.gen(function* () {
-        if (written.length > 0) {
-          yield* events.publish(written)
-          yield* events.notify(written[written.length - 1]!.id)
-        }
+        yield* publishAndNotify(written)
         const local = yield* engine
         if (Option.isSome(local)) {
           if (abort) yield* local.value.abortRun(runId)
