@@ -9,7 +9,7 @@ import { LOCAL_USER_ID, type RunCellId, type RunId } from "../src/domain/Ids.ts"
 import { Routes } from "../src/layers/Http.ts"
 import { ServicesLive } from "../src/layers/Services.ts"
 import { RunEvents, RunEventsSettings } from "../src/services/RunEvents.ts"
-import { api, rpcClient, signToken, supabaseEnv } from "./support/TestApp.ts"
+import { api, csvForm, rpcClient, signToken, supabaseEnv } from "./support/TestApp.ts"
 import { insertEvent, seedRun } from "./support/fixtures.ts"
 import { testConfig } from "./support/TestConfig.ts"
 import { testDatabases } from "./support/TestDatabase.ts"
@@ -121,6 +121,42 @@ for (const db of testDatabases) {
           expect(after.body.items.map((c: CellJson) => c.id)).toContain(run.cellIds[4])
           expect(after.body.items.map((c: CellJson) => c.id)).not.toContain(run.cellIds[0])
         })
+      )
+
+      it.effect(
+        "a new run's first page covers its queued events: following after its lastEventId repeats none",
+        () =>
+          Effect.gen(function* () {
+            const http = api(yield* BaseUrl)
+            const sql = yield* SqlClient.SqlClient
+            const prompt = yield* promise(() =>
+              http.post("/api/v1/prompts", { name: "Echo", type: "generator", userTemplate: "Say {{word}}." })
+            )
+            const dataset = yield* promise(() =>
+              http.post("/api/v1/datasets", csvForm("word\nalpha\nbeta\ngamma\n", "words.csv"))
+            )
+            const models = yield* promise(() => http.post("/api/v1/models/defaults"))
+            const mock = models.body.find((m: { provider: string }) => m.provider === "mock")
+            const run = yield* promise(() =>
+              http.post("/api/v1/runs", {
+                promptId: prompt.body.id,
+                datasetId: dataset.body.id,
+                modelIds: [mock.id]
+              })
+            )
+            expect(run.status).toBe(201)
+            const [last] = yield* sql<{ id: string; n: number }>`
+            select max(id)::text as id, count(*)::int as n from assay.run_cell_event where run_id = ${run.body.id}`
+            expect(last!.n).toBe(3)
+            // the run's creation publishes them (nobody listens, so nothing else would read them): the live feed
+            // sequences them at once, and a page read then says so
+            let page = yield* promise(() => http.get(`/api/v1/runs/${run.body.id}/cells?limit=1`))
+            for (let i = 0; i < 60 && page.body.lastEventId !== last!.id; i++) {
+              yield* Effect.sleep("50 millis")
+              page = yield* promise(() => http.get(`/api/v1/runs/${run.body.id}/cells?limit=1`))
+            }
+            expect(page.body.lastEventId).toBe(last!.id)
+          })
       )
 
       it.effect("pages by (updatedAt, id) with a cursor, exact to the microsecond", () =>
