@@ -289,6 +289,43 @@ for (const db of testDatabases) {
       })
     )
 
+    it.effect(
+      "a lone event goes out at once; events committed in quick succession go out in a few batches",
+      () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const events = yield* RunEvents
+          const run = yield* seedRun(sql, { rows: 1 })
+          const last = (yield* eventIdsOf(run.runId)).at(-1)!
+          const before = yield* events.subscriberCount
+          const subscription = openSubscription(events.subscribe(run.runId as RunId, BigInt(last)))!
+          const first = subscription.next()
+          yield* waitUntil(() => Effect.runSync(events.subscriberCount) === before + 1)
+          const lone = yield* insertEvent(run.runId, run.cellIds[0]!, "started")
+          yield* events.publish([lone])
+          expect(ids((yield* Effect.promise(() => first)).flatMap((chunk) => [...chunk]))).toEqual([lone.id])
+
+          // 40 commits of one event each, 2 ms apart (as an engine's claims and result writes at full speed)
+          const burst = yield* insertEvents(run.runId, run.cellIds[0]!, 40)
+          const reading = (async () => {
+            const chunks: Array<Chunk.Chunk<CellEvent>> = []
+            while (chunks.reduce((n, chunk) => n + Chunk.size(chunk), 0) < burst.length) {
+              chunks.push(...(await subscription.next()))
+            }
+            return chunks
+          })()
+          for (const event of burst) {
+            yield* events.publish([event])
+            yield* Effect.sleep("2 millis")
+          }
+          const chunks = yield* Effect.promise(() => reading)
+          expect(ids(chunks.flatMap((chunk) => [...chunk]))).toEqual(ids(burst))
+          // about one batch per 20 ms over the ~100 ms they took, not one per commit
+          expect(chunks.length).toBeLessThanOrEqual(10)
+          subscription.close()
+        })
+    )
+
     if (db.kind === "postgres") {
       it.effect("holds back an event until a lower id that commits later is delivered first", () =>
         Effect.gen(function* () {

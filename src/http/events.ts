@@ -84,7 +84,6 @@ const streamSubscription = (events: Stream.Stream<CellEvent>): Subscription => {
 /** What Bun hands a `type: "direct"` stream's `pull`: writes go straight to the response's socket. */
 interface DirectController {
   write(data: Uint8Array): number | Promise<number>
-  flush(): number | Promise<number>
   close(error?: Error): void
 }
 
@@ -116,10 +115,9 @@ const sseBody = (events: Stream.Stream<CellEvent>, keepAliveMs: number) => {
       const write = async (bytes: Uint8Array) => {
         writing = true
         try {
+          // no flush: Bun sends what was written when this tick ends, and a flush per write cost a syscall more
           const written = controller.write(bytes)
           if (typeof written !== "number") await written
-          const flushed = controller.flush()
-          if (typeof flushed !== "number") await flushed
         } finally {
           writing = false
         }

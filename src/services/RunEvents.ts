@@ -107,6 +107,13 @@ const GAP_RECHECK_MS = 50
 const MAX_BACKLOG = 10_000
 /** Replay pages kept for subscribers that follow the same run from the same place. */
 const REPLAY_PAGES_CACHED = 8
+/**
+ * A run's subscribers are handed its new events at most this often. An engine at full speed commits results
+ * and claims hundreds of times a second; one socket write per commit and subscriber cost more than the bytes
+ * (tens of microseconds each: with 200 subscribers, most of the server's time). Events that find the run's last
+ * delivery older than this go out at once, so a quiet run's events wait for nothing.
+ */
+const DELIVERY_INTERVAL_MS = 20
 /** Replay reads running at once: the engine needs the pool's other connections. */
 const REPLAY_READS = 2
 
@@ -257,8 +264,9 @@ interface Admission {
  * on a busy pool a read can take a while, and published events do not wait for it. A subscriber joins once a
  * read that started after it asked has reported, so its replay has what committed before it, however unpublished.
  *
- * The feed hands each run's events of a step to its subscribers as one chunk, the same object for all of them,
+ * The feed hands a run's newly sequenced events to its subscribers as one chunk, the same object for all of them,
  * so work done per chunk downstream (the SSE encoding) can be done once; replay pages are shared the same way.
+ * A run's chunks go out at most every DELIVERY_INTERVAL_MS: one write per subscriber and interval, not per commit.
  */
 export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
   scoped: Effect.gen(function* () {
@@ -276,6 +284,10 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
     // the sequencer's state; only its fiber writes it
     let mark = BigInt(start!.max)
     const pending = new Map<bigint, { readonly event: CellEvent; readonly at: number }>()
+    // by run: events sequenced (at or below the mark) and not yet handed to its subscribers, and when it was
+    // last handed some (see `flush`)
+    const outbox = new Map<string, Array<CellEvent>>()
+    const lastDelivery = new Map<string, number>()
     // subscribers waiting to join the feed, for a read of the table to start, then for it to end; kept outside
     // a step so that a failed step leaves none behind
     type Joiner = { readonly subscriber: Subscriber; readonly done: Deferred.Deferred<Admission> }
@@ -356,18 +368,13 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
     }
 
     /** One chunk per run, shared by the run's subscribers; a subscriber already too far behind is dropped. */
-    const deliver = (events: ReadonlyArray<CellEvent>) =>
+    const deliver = (byRun: ReadonlyMap<string, ReadonlyArray<CellEvent>>) =>
       Effect.gen(function* () {
-        const byRun = new Map<string, Array<CellEvent>>()
-        for (const event of events) {
-          if (!subscribers.has(event.runId)) continue
-          const batch = byRun.get(event.runId)
-          if (batch === undefined) byRun.set(event.runId, [event])
-          else batch.push(event)
-        }
         for (const [runId, batch] of byRun) {
+          const runSubscribers = subscribers.get(runId)
+          if (runSubscribers === undefined) continue
           const chunk = Chunk.unsafeFromArray(batch)
-          for (const subscriber of subscribers.get(runId)!) {
+          for (const subscriber of runSubscribers) {
             if (subscriber.backlog >= MAX_BACKLOG) {
               leave(subscriber)
               yield* Effect.logWarning("run event subscriber fell too far behind; its stream ends").pipe(
@@ -402,15 +409,51 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
           if (skipped.length > 100) skipped.shift()
           mark = lowest - 1n
         }
-        yield* deliver(ready)
+        for (const event of ready) {
+          if (!subscribers.has(event.runId)) continue
+          const held = outbox.get(event.runId)
+          if (held === undefined) outbox.set(event.runId, [event])
+          else held.push(event)
+        }
       })
+
+    /**
+     * Hands each run's sequenced events to its subscribers, at most once per DELIVERY_INTERVAL_MS per run (all of
+     * them when `all`): see `outbox`.
+     */
+    const flush = (now: number, all: boolean) =>
+      Effect.suspend(() => {
+        const due = new Map<string, ReadonlyArray<CellEvent>>()
+        for (const [runId, events] of outbox) {
+          if (!all && now - (lastDelivery.get(runId) ?? 0) < DELIVERY_INTERVAL_MS) continue
+          due.set(runId, events)
+          outbox.delete(runId)
+          lastDelivery.set(runId, now)
+        }
+        for (const [runId, at] of lastDelivery) {
+          if (!outbox.has(runId) && now - at >= DELIVERY_INTERVAL_MS) lastDelivery.delete(runId)
+        }
+        return due.size === 0 ? Effect.void : deliver(due)
+      })
+
+    /** When the next run's held events are due (none: null). */
+    const nextFlushAt = () => {
+      let at: number | null = null
+      for (const runId of outbox.keys()) {
+        const due = (lastDelivery.get(runId) ?? 0) + DELIVERY_INTERVAL_MS
+        if (at === null || due < at) at = due
+      }
+      return at
+    }
 
     /**
      * Subscribers join after this step's delivery: their feed starts right above the mark they are answered,
      * which is where their replay of the table ends.
      */
-    const admit = (joiners: ReadonlyArray<Joiner>) =>
+    const admit = (joiners: ReadonlyArray<Joiner>, now: number) =>
       Effect.gen(function* () {
+        // what is sequenced and held lies at or below the mark they get: the others take it before they join
+        if (joiners.length > 0) yield* flush(now, true)
         const admitted = new Map<string, Tail>()
         for (const { subscriber, done } of joiners) {
           if (subscriber.state === "joining") {
@@ -435,9 +478,11 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
     const step = Effect.gen(function* () {
       const now0 = yield* Clock.currentTimeMillis
       const lowest0 = lowestPending()
+      const flushAt = nextFlushAt()
       const deadlines = [
         ...(lowest0 === null ? [] : [nextGapReadAt, pending.get(lowest0)!.at + settings.gapTimeoutMs]),
-        ...(subscriberCount > 0 ? [nextPollAt] : [])
+        ...(subscriberCount > 0 ? [nextPollAt] : []),
+        ...(flushAt === null ? [] : [flushAt])
       ]
       const wait = deadlines.length === 0 ? null : Math.max(0, Math.min(...deadlines) - now0)
       const first =
@@ -475,10 +520,12 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
             break
         }
       }
-      yield* advance(yield* Clock.currentTimeMillis)
+      const sequencedAt = yield* Clock.currentTimeMillis
+      yield* advance(sequencedAt)
+      yield* flush(sequencedAt, false)
       const admitted = joiningNow
       joiningNow = []
-      yield* admit(admitted)
+      yield* admit(admitted, sequencedAt)
       // a read starts from the mark as it is now, so it reads nothing this step has sequenced
       if (subscriberCount > 0 && now >= nextPollAt) readRequested = true
       const lowest = lowestPending()
