@@ -1,21 +1,18 @@
 // Benchmark 4, live events: the real server (a child process) on real Postgres runs 5,000 rows × 4 mock models
 // while 200 SSE subscribers follow `GET /api/v1/runs/:id/events`. Every subscriber must receive every event of
-// the run (queued, started, succeeded: the table's rows, in id order, no gap, no duplicate); publish-to-receive
-// latency is receive time minus the event's `createdAt`.
+// the run after where it started (the table's rows, in id order, no gap, no duplicate); publish-to-receive
+// latency is receive time minus the event's `createdAt` (when its row was written).
 // Target: every subscriber complete, live-event latency p99 under 100 ms.
 //
-// The run's cells and their `queued` events are created in one transaction with the run, so nobody can subscribe
-// before them: subscribers connect right after `POST /runs` and start from the beginning (no Last-Event-ID),
-// as a page opened on a new run does. Events created before a subscriber's stream opened reach it by replay
-// from the table; their receive time minus `createdAt` is the subscriber's wait, not publish-to-receive, so the
-// target is taken on the events created after the subscriber connected ("live"), and all events are reported too.
-// A stream the server ends is resumed with Last-Event-ID after the advertised retry delay, as EventSource does.
-// The subscribers run in BENCH_CLIENT_THREADS worker threads (default 4; live-events-follower.ts).
-//
-// A subscriber that opens the run right after its creation first replays the run's 20,000 `queued` events;
-// events created meanwhile wait behind that replay. "following" reports the events created after the
-// subscriber had caught up with what the table held when it connected: the latency of a subscriber that
-// follows the run, apart from the catch-up of one that has just opened it.
+// Where they start (BENCH_FROM): "snapshot" (the default) is how the web app opens a run: it reads a page of the
+// run's cells, whose `lastEventId` covers the run's `queued` events (published at its creation), and follows
+// the stream after that id. "start" opens the stream with no Last-Event-ID: each subscriber first replays the
+// run's 20,000 `queued` events from the table, and events created meanwhile wait behind that replay ("following"
+// reports the events created after a subscriber had caught up, "catchUp" how long that took).
+// Events created before a subscriber's stream opened are not counted as live. A stream the server ends is
+// resumed with Last-Event-ID after the advertised retry delay, as EventSource does.
+// The subscribers run in BENCH_CLIENT_THREADS worker threads (default 4; live-events-follower.ts), started before
+// the run is created. BENCH_MOCK_LATENCY_MS sets the mock's answer time (default 0: the engine's top speed).
 import { Worker } from "node:worker_threads"
 import {
   type FollowerData,
