@@ -70,6 +70,9 @@ const RESULT_BACKLOG = WRITERS * WRITE_BATCH
 /** Claims on their way at once: while one waits for the database, the cells of the last one run. */
 const CLAIMS_IN_FLIGHT = 2
 const KEY_CACHE_MS = 10_000
+/** The dispatcher's poll while cells run here, and the slowest it gets when none do. */
+const POLL_MS = 200
+const IDLE_POLL_MAX_MS = 1_000
 
 /** One gate per provider endpoint, key (the owner's) and model. */
 const gateKey = (ownerId: string, model: ModelSnapshot) =>
@@ -648,6 +651,7 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
       return true
     })
 
+    let idlePolls = 0
     const dispatcher = Effect.gen(function* () {
       const started = yield* dispatchOnce.pipe(
         Effect.catchAllCause((cause) =>
@@ -655,13 +659,19 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
         )
       )
       // nothing to do, or no room: sleep until something changes (a result, a claim, a new run), a gate gets
-      // room with time alone (a pause ends, a bucket refills, a cold gate's ramp widens), or a short poll
-      if (!started) {
+      // room with time alone (a pause ends, a bucket refills, a cold gate's ramp widens), or a poll (for work
+      // from other processes and retries coming due). With nothing running here the poll slows down to once a
+      // second: on embedded PGlite each poll is CPU in this process, and an idle server should cost nothing.
+      if (started) idlePolls = 0
+      else {
         const opensInMs = yield* gates.opensInMs
-        yield* Queue.take(wake).pipe(
-          Effect.timeout(Duration.millis(Math.min(200, opensInMs ?? 200))),
-          Effect.ignore
+        const idle = running.size === 0 && claiming === 0
+        const pollMs = idle ? Math.min(IDLE_POLL_MAX_MS, POLL_MS * 2 ** idlePolls) : POLL_MS
+        const woken = yield* Queue.take(wake).pipe(
+          Effect.timeout(Duration.millis(Math.min(pollMs, opensInMs ?? pollMs))),
+          Effect.option
         )
+        idlePolls = Option.isSome(woken) || !idle ? 0 : idlePolls + 1
       }
     }).pipe(Effect.forever)
 
