@@ -75,6 +75,25 @@ const insertEvents = (runId: string, cellId: string, count: number) =>
       returning id::text as id, run_id, run_cell_id, event_type, payload, created_at`
   ).pipe(Effect.map((rows) => rows.map(toCellEvent)))
 
+/**
+ * A new run's subscription opened directly after its last event, once it has joined the feed and taken one
+ * event published alone (which must reach it by itself).
+ */
+const followingAfterOne = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const events = yield* RunEvents
+  const run = yield* seedRun(sql, { rows: 1 })
+  const last = (yield* eventIdsOf(run.runId)).at(-1)!
+  const before = yield* events.subscriberCount
+  const subscription = openSubscription(events.subscribe(run.runId as RunId, BigInt(last)))!
+  const taking = subscription.next()
+  yield* waitUntil(() => Effect.runSync(events.subscriberCount) === before + 1)
+  const one = yield* insertEvent(run.runId, run.cellIds[0]!, "started")
+  yield* events.publish([one])
+  expect(ids((yield* Effect.promise(() => taking)).flatMap((chunk) => [...chunk]))).toEqual([one.id])
+  return { run, subscription, before }
+})
+
 const withSettings = (values: RunEventsSettingsShape) => Layer.succeed(RunEventsSettings, values)
 
 for (const db of testDatabases) {
@@ -266,17 +285,8 @@ for (const db of testDatabases) {
 
     it.effect("a subscriber that stops taking events is dropped past the backlog limit", () =>
       Effect.gen(function* () {
-        const sql = yield* SqlClient.SqlClient
         const events = yield* RunEvents
-        const run = yield* seedRun(sql, { rows: 1 })
-        const last = (yield* eventIdsOf(run.runId)).at(-1)!
-        const before = yield* events.subscriberCount
-        const subscription = openSubscription(events.subscribe(run.runId as RunId, BigInt(last)))!
-        const taking = subscription.next()
-        yield* waitUntil(() => Effect.runSync(events.subscriberCount) === before + 1)
-        const one = yield* insertEvent(run.runId, run.cellIds[0]!, "started")
-        yield* events.publish([one])
-        expect(ids((yield* Effect.promise(() => taking)).flatMap((chunk) => [...chunk]))).toEqual([one.id])
+        const { run, subscription, before } = yield* followingAfterOne
 
         // it takes nothing more: 10,000 events wait for it, and the next batch finds it too far behind
         const burst = yield* insertEvents(run.runId, run.cellIds[0]!, 10_000)
@@ -293,17 +303,9 @@ for (const db of testDatabases) {
       "a lone event goes out at once; events committed in quick succession go out in a few batches",
       () =>
         Effect.gen(function* () {
-          const sql = yield* SqlClient.SqlClient
           const events = yield* RunEvents
-          const run = yield* seedRun(sql, { rows: 1 })
-          const last = (yield* eventIdsOf(run.runId)).at(-1)!
-          const before = yield* events.subscriberCount
-          const subscription = openSubscription(events.subscribe(run.runId as RunId, BigInt(last)))!
-          const first = subscription.next()
-          yield* waitUntil(() => Effect.runSync(events.subscriberCount) === before + 1)
-          const lone = yield* insertEvent(run.runId, run.cellIds[0]!, "started")
-          yield* events.publish([lone])
-          expect(ids((yield* Effect.promise(() => first)).flatMap((chunk) => [...chunk]))).toEqual([lone.id])
+          // its first event, alone, came at once
+          const { run, subscription } = yield* followingAfterOne
 
           // 40 commits of one event each, 2 ms apart (as an engine's claims and result writes at full speed)
           const burst = yield* insertEvents(run.runId, run.cellIds[0]!, 40)
