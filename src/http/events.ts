@@ -91,8 +91,8 @@ interface DirectController {
  * The SSE body: `retry:` first (so the client has the headers at once), then the events, each batch written
  * when the client has taken what was written before (a slow client leaves its events in its subscription, whose
  * backlog limit ends it), everything that arrived meanwhile in one write; and a keep-alive comment every
- * `keepAliveMs` while nothing else is being written. A subscription from `RunEvents` is read directly: a fiber woken per
- * batch, for each of hundreds of clients, costs more than the writes.
+ * `keepAliveMs` while nothing else is being written. A subscription from `RunEvents` is read directly: a fiber
+ * woken per batch, for each of hundreds of clients, costs more than the writes.
  *
  * A Bun "direct" stream: its bytes go from `write` to the socket, with no queue (and no copy) per chunk in
  * between. What remains of the cost is one socket write per batch and client, which is why `RunEvents` hands a
