@@ -238,6 +238,13 @@ for (const db of testDatabases) {
           ])
           expect(detail.body.events[1].payload).toEqual({ attempt: 1 })
 
+          // a grading that failed shows in the run's cell list (the grid), not only in the detail
+          yield* sql`update assay.run_cell set grade_error = 'Unreadable grade' where id = ${cellId}`
+          const listed = yield* promise(() => http.get(`/api/v1/runs/${run.runId}/cells`))
+          expect(Object.fromEntries(listed.body.items.map((c: CellJson) => [c.id, c.gradeError]))).toEqual(
+            Object.fromEntries(run.cellIds.map((id) => [id, id === cellId ? "Unreadable grade" : null]))
+          )
+
           const wrongRun = yield* promise(() => http.get(`/api/v1/runs/${other.runId}/cells/${cellId}`))
           expect([wrongRun.status, wrongRun.body.error.code]).toEqual([404, "cell_not_found"])
           const unknownRun = yield* promise(() => http.get(`/api/v1/runs/${crypto.randomUUID()}/cells`))

@@ -68,6 +68,8 @@ export class Cell extends Schema.Class<Cell>("Cell")({
   grade: Schema.NullOr(Grade),
   gradeScore: Schema.NullOr(Schema.Number),
   gradeReason: Schema.NullOr(Schema.String),
+  /** Why grading this successful output failed (the grader's call, or an unreadable reply), or null. */
+  gradeError: Schema.NullOr(Schema.String),
   manualGrade: Schema.NullOr(Grade),
   tokensIn: Schema.NullOr(Schema.Int),
   tokensOut: Schema.NullOr(Schema.Int),
@@ -87,7 +89,6 @@ export class CellDetail extends Schema.Class<CellDetail>("CellDetail")({
   /** The prompt as it was sent to the model (written by the engine), or null before the first attempt. */
   renderedPrompt: Schema.Unknown,
   graderOutputRaw: Schema.NullOr(Schema.String),
-  gradeError: Schema.NullOr(Schema.String),
   graderTokensIn: Schema.NullOr(Schema.Int),
   graderTokensOut: Schema.NullOr(Schema.Int),
   events: Schema.Array(CellEvent)

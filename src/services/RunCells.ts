@@ -38,6 +38,7 @@ interface CellRow {
   readonly grade: Grade | null
   readonly grade_score: number | null
   readonly grade_reason: string | null
+  readonly grade_error: string | null
   readonly manual_grade: Grade | null
   readonly tokens_in: number | null
   readonly tokens_out: number | null
@@ -56,7 +57,6 @@ interface CellDetailRow extends CellRow {
   readonly max_attempts: number
   readonly rendered_prompt: unknown
   readonly grader_output_raw: string | null
-  readonly grade_error: string | null
   readonly grader_tokens_in: number | null
   readonly grader_tokens_out: number | null
 }
@@ -77,6 +77,7 @@ const cellFields = (row: CellRow) => ({
   grade: row.grade,
   gradeScore: row.grade_score,
   gradeReason: row.grade_reason,
+  gradeError: row.grade_error,
   manualGrade: row.manual_grade,
   tokensIn: row.tokens_in,
   tokensOut: row.tokens_out,
@@ -113,7 +114,7 @@ const decodeCursor = (cursor: string) =>
 
 const cellColumns = (sql: SqlClient.SqlClient) => sql`
   c.id, c.run_id, c.run_model_id, c.row_index, c.dataset_row_id, c.status, c.stage, c.attempt, c.output_raw,
-  c.output_parsed, c.grade, c.grade_score, c.grade_reason, c.manual_grade, c.tokens_in, c.tokens_out, c.cost_usd,
+  c.output_parsed, c.grade, c.grade_score, c.grade_reason, c.grade_error, c.manual_grade, c.tokens_in, c.tokens_out, c.cost_usd,
   c.latency_ms, c.error_code, c.error_message, c.started_at, c.finished_at, c.updated_at,
   to_char(c.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_key`
 
@@ -171,7 +172,7 @@ export class RunCells extends Effect.Service<RunCells>()("assay/RunCells", {
     /** One cell of the owner's run, with the prompt as sent and every event of the cell in order. */
     const get = Effect.fn("RunCells.get")(function* (owner: UserId, runId: RunId, cellId: RunCellId) {
       const [row] = yield* sql<CellDetailRow>`
-        select ${cellColumns(sql)}, c.max_attempts, c.rendered_prompt, c.grader_output_raw, c.grade_error,
+        select ${cellColumns(sql)}, c.max_attempts, c.rendered_prompt, c.grader_output_raw,
                c.grader_tokens_in, c.grader_tokens_out
         from assay.run_cell c
         join assay.run r on r.id = c.run_id
@@ -187,7 +188,6 @@ export class RunCells extends Effect.Service<RunCells>()("assay/RunCells", {
         maxAttempts: row.max_attempts,
         renderedPrompt: row.rendered_prompt ?? null,
         graderOutputRaw: row.grader_output_raw,
-        gradeError: row.grade_error,
         graderTokensIn: row.grader_tokens_in,
         graderTokensOut: row.grader_tokens_out,
         events: events.map(toCellEvent)

@@ -92,6 +92,7 @@ const cell = (owner: Run, model: RunModel, rowIndex: number, fields: CellFields 
     grade: null,
     gradeScore: null,
     gradeReason: null,
+    gradeError: null,
     manualGrade: null,
     tokensIn: 10,
     tokensOut: 5,

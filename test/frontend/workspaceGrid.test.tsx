@@ -1,9 +1,11 @@
 // @vitest-environment happy-dom
 import { DateTime } from "effect"
+import { renderToStaticMarkup } from "react-dom/server"
 import { describe, expect, it } from "vitest"
 import type { ModelConfigId, PromptId, PromptVersionId, RunId, RunModelId } from "../../src/domain/Ids.ts"
 import { Run, type RunModel } from "../../src/domain/Run.ts"
 import { CellStore } from "../../frontend/src/workspace/cellStore.ts"
+import { AutoGrade } from "../../frontend/src/workspace/RunGrid.tsx"
 import { pagesFor } from "../../frontend/src/workspace/datasetRows.ts"
 import { cellId, queuedCell } from "../support/CellFixture.ts"
 import { countOf, outputKind, outputText } from "../../frontend/src/workspace/format.ts"
@@ -206,5 +208,26 @@ describe("grid: what a cell shows", () => {
   it("counts with the right noun", () => {
     expect(countOf(1, "row")).toBe("1 row")
     expect(countOf(10_000, "row")).toBe("10,000 rows")
+  })
+})
+
+describe("a grid cell's automatic grade", () => {
+  const markup = (fields: {
+    grade: "pass" | "fail" | null
+    gradeReason: string | null
+    gradeError: string | null
+  }) => renderToStaticMarkup(<AutoGrade cell={fields} />)
+
+  it("shows the grade with its reason on hover", () => {
+    expect(markup({ grade: "pass", gradeReason: "cites the source", gradeError: null })).toBe(
+      '<span class="auto-grade pass" title="cites the source">auto pass</span>'
+    )
+  })
+
+  it("shows that grading failed, with why on hover, rather than nothing", () => {
+    expect(markup({ grade: null, gradeReason: null, gradeError: "The grader's reply has no grade." })).toBe(
+      '<span class="auto-grade error" title="The grader&#x27;s reply has no grade.">grading failed</span>'
+    )
+    expect(markup({ grade: null, gradeReason: null, gradeError: null })).toBe("")
   })
 })

@@ -21,6 +21,7 @@ export const queuedCell = (
     grade: null,
     gradeScore: null,
     gradeReason: null,
+    gradeError: null,
     manualGrade: null,
     tokensIn: null,
     tokensOut: null,

@@ -20,6 +20,22 @@ export interface GridActions {
 
 const noRows = { subscribe: () => () => {}, getRevision: () => 0 }
 
+/** The automatic grade (its reason on hover), or that grading failed (why, on hover). */
+export const AutoGrade = ({
+  cell
+}: {
+  readonly cell: Pick<CellView, "grade" | "gradeReason" | "gradeError">
+}) =>
+  cell.grade !== null ? (
+    <span className={`auto-grade ${cell.grade}`} title={cell.gradeReason ?? "Automatic grade"}>
+      auto {cell.grade}
+    </span>
+  ) : cell.gradeError !== null ? (
+    <span className="auto-grade error" title={cell.gradeError}>
+      grading failed
+    </span>
+  ) : null
+
 const GradeToggles = ({
   cell,
   label,
@@ -109,11 +125,7 @@ const GridCell = memo(function GridCell({ cell, row, col, label, focused, action
           <CellBody cell={cell} />
           <div className="cell-foot">
             {cell.status !== "succeeded" && <span className={`badge ${cell.status}`}>{cell.status}</span>}
-            {cell.grade !== null && (
-              <span className={`auto-grade ${cell.grade}`} title={cell.gradeReason ?? "Automatic grade"}>
-                auto {cell.grade}
-              </span>
-            )}
+            <AutoGrade cell={cell} />
             <GradeToggles
               cell={cell}
               label={name}
