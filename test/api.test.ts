@@ -3,7 +3,7 @@ import { Effect, Either, Redacted } from "effect"
 import type { PromptId } from "../src/domain/Ids.ts"
 import { api, csvForm, rpcClient, signToken, supabaseEnv, testApp } from "./support/TestApp.ts"
 import { BaseUrl } from "./support/TestServer.ts"
-import { testDatabases } from "./support/TestDatabase.ts"
+import { pgliteLayer, testDatabases } from "./support/TestDatabase.ts"
 
 const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
 
@@ -477,3 +477,57 @@ for (const db of testDatabases) {
     }
   )
 }
+
+const METRICS_TOKEN = "metrics-token-for-tests"
+const getMetrics = (base: string, authorization?: string) =>
+  promise(async () => {
+    const response = await fetch(`${base}/metrics`, {
+      headers: authorization === undefined ? {} : { authorization }
+    })
+    return { status: response.status, text: await response.text() }
+  })
+
+layer(testApp(pgliteLayer, supabaseEnv), { excludeTestServices: true, timeout: 60_000 })(
+  "metrics in supabase mode without ASSAY_METRICS_TOKEN",
+  (it) => {
+    it.effect(
+      "are closed to everyone, a signed-in user included, with a message saying how to open them",
+      () =>
+        Effect.gen(function* () {
+          const base = yield* BaseUrl
+          const userToken = yield* promise(() => signToken({ sub: crypto.randomUUID() }))
+          for (const authorization of [undefined, `Bearer ${userToken}`]) {
+            const refused = yield* getMetrics(base, authorization)
+            expect(refused.status).toBe(403)
+            expect(JSON.parse(refused.text).error.code).toBe("metrics_closed")
+            expect(refused.text).toContain("ASSAY_METRICS_TOKEN")
+          }
+        })
+    )
+  }
+)
+
+layer(testApp(pgliteLayer, { ...supabaseEnv, ASSAY_METRICS_TOKEN: METRICS_TOKEN }), {
+  excludeTestServices: true,
+  timeout: 60_000
+})("metrics with ASSAY_METRICS_TOKEN", (it) => {
+  it.effect("take the token as a bearer token and refuse anything else", () =>
+    Effect.gen(function* () {
+      const base = yield* BaseUrl
+      for (const authorization of [
+        undefined,
+        "Bearer wrong",
+        `Basic ${METRICS_TOKEN}`,
+        `Bearer ${METRICS_TOKEN}x`
+      ]) {
+        const refused = yield* getMetrics(base, authorization)
+        expect(refused.status).toBe(401)
+        expect(JSON.parse(refused.text).error.code).toBe("unauthorized")
+        expect(refused.text).not.toContain(METRICS_TOKEN)
+      }
+      const allowed = yield* getMetrics(base, `Bearer ${METRICS_TOKEN}`)
+      expect(allowed.status).toBe(200)
+      expect(allowed.text).toContain('assay_queue_cells{status="queued"}')
+    })
+  )
+})

@@ -1,6 +1,8 @@
-import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
+import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Option, Redacted } from "effect"
+import { timingSafeEqual } from "node:crypto"
+import { AppConfig } from "../layers/Config.ts"
 import { EngineStats, LATENCY_BUCKETS } from "../execution/EngineStats.ts"
 import { ProviderGates } from "../execution/ProviderGate.ts"
 import { orDieSql } from "../services/SqlFailure.ts"
@@ -13,16 +15,53 @@ const gateLabels = (key: string) => {
   return `provider="${escapeLabel(provider)}",base_url="${escapeLabel(baseUrl)}",model="${escapeLabel(model)}"`
 }
 
+const refuse = (status: 401 | 403, code: string, message: string) =>
+  HttpServerResponse.unsafeJson({ error: { code, message } }, { status })
+
+const sameSecret = (given: string, expected: string) => {
+  const a = Buffer.from(given)
+  const b = Buffer.from(expected)
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+/**
+ * Who may read the metrics. They count every owner's work, so with `ASSAY_METRICS_TOKEN` set they take that
+ * token as a bearer token; without it they are open in local mode (one user) and closed in supabase mode.
+ */
+const metricsAccess = Effect.gen(function* () {
+  const config = yield* AppConfig
+  return Effect.gen(function* () {
+    if (Option.isNone(config.metricsToken)) {
+      return config.authMode === "local"
+        ? undefined
+        : refuse(
+            403,
+            "metrics_closed",
+            "Metrics are closed in supabase mode: set ASSAY_METRICS_TOKEN and send it as a bearer token."
+          )
+    }
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const header = request.headers["authorization"] ?? ""
+    const token = header.startsWith("Bearer ") ? header.slice("Bearer ".length) : ""
+    return sameSecret(token, Redacted.value(config.metricsToken.value))
+      ? undefined
+      : refuse(401, "unauthorized", "Send ASSAY_METRICS_TOKEN as a bearer token to read the metrics.")
+  })
+})
+
 /** `GET /metrics` in the Prometheus text format: queue depth, provider calls, gates. */
 export const MetricsRoute = Layer.unwrapEffect(
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const stats = yield* EngineStats
     const gates = yield* ProviderGates
+    const access = yield* metricsAccess
     return HttpLayerRouter.add(
       "GET",
       "/metrics",
       Effect.gen(function* () {
+        const refused = yield* access
+        if (refused !== undefined) return refused
         const depth = yield* sql<{ status: string; n: number }>`
           select status, count(*)::int as n from assay.run_cell
           where status in ('queued', 'running') group by status`.pipe(orDieSql)

@@ -31,6 +31,8 @@ export interface AppConfigShape {
   readonly encryptionKey: Option.Option<Redacted.Redacted<Uint8Array>>
   readonly openaiApiKey: Option.Option<Redacted.Redacted<string>>
   readonly anthropicApiKey: Option.Option<Redacted.Redacted<string>>
+  /** When set, `GET /metrics` takes it as a bearer token; unset, metrics are open in local mode only. */
+  readonly metricsToken: Option.Option<Redacted.Redacted<string>>
   readonly logLevel: LogLevel.LogLevel
   readonly logFormat: LogFormat
   /** How long in-flight requests may run after SIGTERM/SIGINT before they are cut. */
@@ -169,6 +171,7 @@ const base = Config.all({
   encryptionKey,
   openaiApiKey: optionalSecret("OPENAI_API_KEY"),
   anthropicApiKey: optionalSecret("ANTHROPIC_API_KEY"),
+  metricsToken: optionalSecret("ASSAY_METRICS_TOKEN"),
   logLevel: Config.string("LOG_LEVEL").pipe(
     Config.mapOrFail((text) => {
       const level = LOG_LEVELS[text.trim().toLowerCase()]
