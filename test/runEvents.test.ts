@@ -63,7 +63,7 @@ const seedLocalRun = (rows: number) =>
 
 const ids = (events: ReadonlyArray<CellEvent>) => events.map((e) => e.id)
 
-/** `count` events of one cell in one statement, not published (as run creation writes its `queued` events). */
+/** `count` events of one cell in one statement, not published (as another process's, its NOTIFY lost). */
 const insertEvents = (runId: string, cellId: string, count: number) =>
   Effect.flatMap(
     SqlClient.SqlClient,
@@ -107,7 +107,7 @@ for (const db of testDatabases) {
         const events = yield* RunEvents
         const run = yield* seedRun(sql, { rows: 2 })
         const other = yield* seedRun(sql, { rows: 1 })
-        // written without publish, like run creation's queued events
+        // written without publish, as by another process whose NOTIFY was lost
         const extra = yield* insertEvent(run.runId, run.cellIds[0]!, "started")
         const expected = [...(yield* eventIdsOf(run.runId))]
         expect(expected).toHaveLength(5)
@@ -206,7 +206,7 @@ for (const db of testDatabases) {
         const sql = yield* SqlClient.SqlClient
         const events = yield* RunEvents
         const run = yield* seedRun(sql, { rows: 1 })
-        // nobody published these (run creation does not): the subscriber's join reads them past the mark
+        // nobody published these: the subscriber's join reads them past the mark
         yield* insertEvents(run.runId, run.cellIds[0]!, 12_000)
         const expected = yield* eventIdsOf(run.runId)
         const before = yield* events.subscriberCount

@@ -22,7 +22,7 @@ import { ApiKeys } from "../services/ApiKeys.ts"
 import { RunEvents } from "../services/RunEvents.ts"
 import { orDieSql } from "../services/SqlFailure.ts"
 import { EngineStats } from "./EngineStats.ts"
-import { type CellUpdate, type ClaimedCell, JobQueue, type WrittenEvent } from "./JobQueue.ts"
+import { type CellUpdate, type ClaimedCell, JobQueue } from "./JobQueue.ts"
 import { parseGrade, parseOutput } from "./OutputParser.ts"
 import { type Completion, costOf, ProviderError } from "./Provider.ts"
 import { type Gate, type GateOutcome, ProviderGates } from "./ProviderGate.ts"
@@ -162,12 +162,6 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
     const signal = Queue.offer(wake, undefined).pipe(Effect.asVoid)
     const fibers = yield* FiberSet.make<void, never>()
 
-    /** Live subscribers here, then one NOTIFY for other processes: after the commit, never per cell. */
-    const publish = (written: ReadonlyArray<WrittenEvent>) =>
-      written.length === 0
-        ? Effect.void
-        : events.publish(written).pipe(Effect.zipRight(events.notify(written[written.length - 1]!.id)))
-
     // --- run contexts (immutable once a run exists) ---
     const loadContext = (runId: string) =>
       Effect.gen(function* () {
@@ -239,7 +233,7 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
     const writeBatch = (batch: ReadonlyArray<CellUpdate>) =>
       queue.complete(worker, batch).pipe(
         // subscribers hear of the results first: finishing the runs is a statement of its own
-        Effect.tap((done) => publish(done.events)),
+        Effect.tap((done) => events.publishCommitted(done.events)),
         Effect.flatMap((done) => queue.finishRuns(done.finalRuns)),
         Effect.map((finished) => {
           for (const runId of finished) contexts.delete(runId)
@@ -630,7 +624,7 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
                 running.set(cell.id, { runId: cell.runId })
               }
             })
-            yield* publish(claimed.events)
+            yield* events.publishCommitted(claimed.events)
             for (const cell of cells) {
               const entry = running.get(cell.id)
               if (entry !== undefined) entry.fiber = yield* FiberSet.run(fibers, runCell(cell))
@@ -693,7 +687,7 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
       const settled = yield* queue.settleRuns
       for (const finished of settled) contexts.delete(finished)
       for (const finished of swept.finishedRuns) contexts.delete(finished)
-      yield* publish(swept.events)
+      yield* events.publishCommitted(swept.events)
       if (swept.events.length > 0) yield* signal
     }).pipe(
       Effect.catchAllCause((cause) => Effect.logError("engine: sweep failed", cause)),

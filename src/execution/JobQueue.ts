@@ -2,6 +2,7 @@ import { SqlClient } from "@effect/sql"
 import { DateTime, Effect } from "effect"
 import { CellEvent, type CellEventType } from "../domain/Cell.ts"
 import type { RunCellId, RunId } from "../domain/Ids.ts"
+import { createdAtMs } from "../services/RunEvents.ts"
 import { orDieSql } from "../services/SqlFailure.ts"
 
 /** A cell this worker now holds a lease on. */
@@ -128,9 +129,6 @@ const resultFields = (u: CellUpdate) => {
 export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    /** An event row's `created_at` as epoch milliseconds: a number, no date parsing. */
-    const epochMsOf = (table: string) =>
-      sql.literal(`(extract(epoch from ${table}.created_at) * 1000)::float8`)
 
     /**
      * Claims up to `limit` runnable cells per run model, oldest first within each: one statement takes the
@@ -188,7 +186,7 @@ export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
           where id in (select run_id from claimed) and status = 'queued'
         )
         select c.id, c.run_id, c.run_model_id, c.row_index, c.attempt, c.max_attempts,
-               dr.values as row_values, s.id::text as event_id, ${epochMsOf("s")} as event_at
+               dr.values as row_values, s.id::text as event_id, ${createdAtMs(sql, "s")} as event_at
         from claimed c
         join started s on s.run_cell_id = c.id
         left join assay.dataset_row dr on dr.id = c.dataset_row_id
@@ -291,7 +289,7 @@ export class JobQueue extends Effect.Service<JobQueue>()("assay/JobQueue", {
           order by u.id, e.ord
           returning id, run_id, run_cell_id, created_at
         )
-        select id::text as id, run_id, run_cell_id, ${epochMsOf("inserted")} as at from inserted order by inserted.id`.pipe(
+        select id::text as id, run_id, run_cell_id, ${createdAtMs(sql, "inserted")} as at from inserted order by inserted.id`.pipe(
         orDieSql
       )
       const written: Array<WrittenEvent> = []

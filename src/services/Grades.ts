@@ -125,8 +125,7 @@ export class Grades extends Effect.Service<Grades>()("assay/Grades", {
           })
         )
         .pipe(orDieSql)
-      yield* events.publish([event])
-      yield* events.notify(event.id)
+      yield* events.publishCommitted([event])
       return state
     })
 

@@ -48,6 +48,10 @@ export interface CellEventRow {
   readonly created_at: Date
 }
 
+/** An event row's `created_at` (the row aliased `alias`) as epoch milliseconds: a number, no date parsing. */
+export const createdAtMs = (sql: SqlClient.SqlClient, alias: string) =>
+  sql.literal(`(extract(epoch from ${alias}.created_at) * 1000)::float8`)
+
 /*
  * Events built from our own rows (or from values we just wrote) skip the schema check: a large run's events pass
  * through here by the ten thousand, and validating each costs more than delivering it.
@@ -95,7 +99,7 @@ const fromCommitted = (event: CommittedEvent): CellEvent =>
 /**
  * Rows per read of the table, and events per replay page. A read on a busy pool waits its turn for a
  * connection, and a new subscriber reads the pages of its run one after another: large pages keep its catch-up
- * (and the read of a new run's unpublished events) to a few round trips.
+ * (and the read of events committed but not published here, as another process's) to a few round trips.
  */
 const READ_BATCH = 5000
 /** While a hole in the id sequence holds events back, the table is re-read this often to fill it. */
@@ -208,9 +212,10 @@ interface ReplayPage {
 
 /**
  * A run's events sequenced while subscribers waited to join its feed, from `from` (exclusive) up to the mark
- * they were admitted at: what a new run's unpublished events reach the sequencer as, read for the join. Those
- * subscribers replay this part from here rather than from the table. Its pages are cut at fixed positions and
- * kept, so subscribers that start at the same place share them.
+ * they were admitted at: how events committed but not published here (another process's, a lost NOTIFY) reach
+ * the sequencer when they are read for the join. Those subscribers replay this part from here rather than from
+ * the table. Its pages are cut at fixed positions and kept, so subscribers that start at the same place share
+ * them.
  */
 class Tail {
   private readonly pages = new Map<number, Chunk.Chunk<CellEvent>>()
@@ -259,8 +264,8 @@ interface Admission {
  * was sequenced while it waited to join, it replays from memory: see `Tail`.)
  *
  * Other processes' events arrive by NOTIFY (real Postgres only; PGlite is one process) and a read of the
- * table above the mark; a periodic read while anyone listens covers a lost NOTIFY and writers that never
- * publish (run creation's `queued` events). Reads run beside the sequencer, one at a time, and report back:
+ * table above the mark; a periodic read while anyone listens covers a lost NOTIFY and writers that do not
+ * publish. Reads run beside the sequencer, one at a time, and report back:
  * on a busy pool a read can take a while, and published events do not wait for it. A subscriber joins once a
  * read that started after it asked has reported, so its replay has what committed before it, however unpublished.
  *
@@ -588,6 +593,15 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
       )
     })
 
+    /**
+     * A committed batch of events, in id order: to this process's subscribers, then one NOTIFY (its highest id)
+     * for the others. Never per cell.
+     */
+    const publishCommitted = (events: ReadonlyArray<CommittedEvent>) =>
+      events.length === 0
+        ? Effect.void
+        : Effect.zipRight(publish(events), notify(events[events.length - 1]!.id))
+
     // Replay pages by run and starting id, least recently used first: subscribers that open a run together
     // read each page once between them, and it reaches all of them as one shared chunk.
     const pages = new Map<string, ReplayPage>()
@@ -763,6 +777,7 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
     return {
       publish,
       notify,
+      publishCommitted,
       subscribe,
       /** The highest event id sequenced in this process: everything at or below it has committed. */
       lastEventId: Effect.sync(() => mark.toString()),

@@ -32,7 +32,7 @@ import { Prompts } from "./Prompts.ts"
 import { Engine } from "../execution/Engine.ts"
 import { JobQueue, type WrittenEvent } from "../execution/JobQueue.ts"
 import { AppConfig } from "../layers/Config.ts"
-import { type CommittedEvent, RunEvents } from "./RunEvents.ts"
+import { createdAtMs, RunEvents } from "./RunEvents.ts"
 import { orDieSql } from "./SqlFailure.ts"
 
 interface RunRow {
@@ -103,11 +103,6 @@ export class Runs extends Effect.Service<Runs>()("assay/Runs", {
     const config = yield* AppConfig
     const queue = yield* JobQueue
     const events = yield* RunEvents
-    /** Committed events to this process's subscribers, then one NOTIFY for the others. */
-    const publishAndNotify = (written: ReadonlyArray<CommittedEvent>) =>
-      written.length === 0
-        ? Effect.void
-        : Effect.zipRight(events.publish(written), events.notify(written[written.length - 1]!.id))
 
     const toRun = (row: RunRow, runModels: ReadonlyArray<RunModelRow>, counts: ReadonlyArray<CountRow>) => {
       const total = emptyCounts()
@@ -331,7 +326,7 @@ export class Runs extends Effect.Service<Runs>()("assay/Runs", {
                 order by c.row_index, rm.display_order
                 returning id, run_cell_id, created_at
               )
-              select id::text as id, run_cell_id, (extract(epoch from created_at) * 1000)::float8 as at
+              select id::text as id, run_cell_id, ${createdAtMs(sql, "inserted")} as at
               from inserted order by inserted.id`
             return [id as RunId, queued] as const
           })
@@ -339,7 +334,7 @@ export class Runs extends Effect.Service<Runs>()("assay/Runs", {
         .pipe(orDieSql)
       // the live feed sequences the run's `queued` events now: a snapshot of the new run (its cells'
       // `lastEventId`) covers them, and a subscriber following from it does not replay them from the table
-      yield* publishAndNotify(
+      yield* events.publishCommitted(
         queued.map((row) => ({
           id: row.id,
           runId,
@@ -356,7 +351,7 @@ export class Runs extends Effect.Service<Runs>()("assay/Runs", {
     const engine = Effect.serviceOption(Engine)
     const afterChange = (runId: RunId, written: ReadonlyArray<WrittenEvent>, abort: boolean) =>
       Effect.gen(function* () {
-        yield* publishAndNotify(written)
+        yield* events.publishCommitted(written)
         const local = yield* engine
         if (Option.isSome(local)) {
           if (abort) yield* local.value.abortRun(runId)

@@ -15,6 +15,7 @@ import type {
   RunModelId
 } from "../../src/domain/Ids.ts"
 import { Run, type RunModel } from "../../src/domain/Run.ts"
+import { queuedCell } from "../support/CellFixture.ts"
 import { makeApi, type Api } from "../../frontend/src/lib/rpc.ts"
 import { formatDelta } from "../../frontend/src/runs/CompareMetrics.tsx"
 import {
@@ -77,31 +78,20 @@ const run = (
 let nextCell = 1
 type CellFields = Partial<ConstructorParameters<typeof Cell>[0]>
 
+/** A succeeded cell of `owner` for `model` at `rowIndex`, with an output, usage and latency. */
 const cell = (owner: Run, model: RunModel, rowIndex: number, fields: CellFields = {}) =>
-  new Cell({
+  queuedCell({
     id: uuid("4000", nextCell++) as RunCellId,
     runId: owner.id,
     runModelId: model.id,
     rowIndex,
-    datasetRowId: null,
     status: "succeeded",
-    stage: "generate",
     attempt: 1,
     outputRaw: `answer ${rowIndex}`,
-    outputParsed: null,
-    grade: null,
-    gradeScore: null,
-    gradeReason: null,
-    gradeError: null,
-    manualGrade: null,
     tokensIn: 10,
     tokensOut: 5,
     costUsd: 0,
     latencyMs: 100,
-    errorCode: null,
-    errorMessage: null,
-    startedAt: null,
-    finishedAt: null,
     updatedAt: DateTime.unsafeMake(T0),
     ...fields
   })
