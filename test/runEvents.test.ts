@@ -1,7 +1,7 @@
 import { HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import { expect, it, layer } from "@effect/vitest"
-import { Chunk, Context, DateTime, Deferred, Effect, Fiber, Layer, Redacted, Stream } from "effect"
+import { Chunk, Context, DateTime, Deferred, Duration, Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -20,6 +20,7 @@ import {
   toCellEvent
 } from "../src/services/RunEvents.ts"
 import { insertEvent, seedRun } from "./support/fixtures.ts"
+import * as SlicedScheduler from "./support/SlicedScheduler.ts"
 import { testConfig } from "./support/TestConfig.ts"
 import { adminUrl, testDatabases } from "./support/TestDatabase.ts"
 import { BaseUrl, testServer, type TestDb } from "./support/TestServer.ts"
@@ -97,10 +98,18 @@ const followingAfterOne = Effect.gen(function* () {
 const withSettings = (values: RunEventsSettingsShape) => Layer.succeed(RunEventsSettings, values)
 
 for (const db of testDatabases) {
-  layer(RunEvents.Default.pipe(Layer.provideMerge(db.layer), Layer.provide(withSettings(settings))), {
-    excludeTestServices: true,
-    timeout: 60_000
-  })(`RunEvents on ${db.kind}`, (it) => {
+  // on a busy process's timing (see SlicedScheduler): the sequencer's waits can time out as a batch arrives
+  layer(
+    RunEvents.Default.pipe(
+      Layer.provideMerge(db.layer),
+      Layer.provide(withSettings(settings)),
+      Layer.provide(SlicedScheduler.layer)
+    ),
+    {
+      excludeTestServices: true,
+      timeout: 60_000
+    }
+  )(`RunEvents on ${db.kind}`, (it) => {
     it.effect("replays the run's events from the table, unpublished ones included, then goes live", () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
@@ -326,6 +335,59 @@ for (const db of testDatabases) {
           expect(chunks.length).toBeLessThanOrEqual(10)
           subscription.close()
         })
+    )
+
+    it.effect("loses no published batch when it arrives as the sequencer's wait times out", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const events = yield* RunEvents
+        const { run, subscription } = yield* followingAfterOne
+        // ids taken from the table's sequence and never written: nothing but their publish can deliver them
+        // (a lost one would be skipped as a hole after the gap timeout)
+        const reserved = yield* sql<{ id: string }>`
+          select nextval(pg_get_serial_sequence('assay.run_cell_event', 'id'))::text as id
+          from generate_series(1, 1500)`
+        const published = reserved.map((row) =>
+          toCellEvent({
+            id: row.id,
+            run_id: run.runId,
+            run_cell_id: run.cellIds[0]!,
+            event_type: "retrying",
+            payload: {},
+            created_at: new Date()
+          })
+        )
+        const reading = (async () => {
+          const received: Array<CellEvent> = []
+          while (received.length < published.length) {
+            const chunks = await subscription.next()
+            if (chunks.length === 0) break
+            for (const chunk of chunks) received.push(...chunk)
+          }
+          return received
+        })()
+        // a busy process: fibers that fill the scheduler's slices, so resumptions wait for the next turn
+        const busy = yield* Effect.sync(() => {
+          const until = performance.now() + 3
+          while (performance.now() < until) {
+            // spin
+          }
+        }).pipe(
+          Effect.zipRight(Effect.yieldNow()),
+          Effect.forever,
+          Effect.withScheduler(SlicedScheduler.sliced),
+          Effect.fork
+        )
+        // one at a time, at every spacing around the sequencer's 20 ms delivery deadlines
+        for (const [i, event] of published.entries()) {
+          yield* events.publish([event])
+          if (i % 3 === 0) yield* Effect.sleep(Duration.millis(i % 23))
+        }
+        const received = yield* Effect.promise(() => reading).pipe(Effect.timeout("20 seconds"))
+        yield* Fiber.interrupt(busy)
+        expect(ids(received)).toEqual(ids(published))
+        subscription.close()
+      })
     )
 
     if (db.kind === "postgres") {

@@ -1,18 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import {
-  Chunk,
-  Clock,
-  Context,
-  DateTime,
-  Deferred,
-  Effect,
-  Option,
-  Queue,
-  Runtime,
-  Schedule,
-  Stream
-} from "effect"
+import { Chunk, Clock, Context, DateTime, Deferred, Effect, Option, Runtime, Schedule, Stream } from "effect"
 import { CellEvent, type CellEventType } from "../domain/Cell.ts"
 import type { RunCellId, RunId } from "../domain/Ids.ts"
 import { orDieSql } from "./SqlFailure.ts"
@@ -280,7 +268,25 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
     const pg = PgClient.TypeId in sql ? (sql as PgClient.PgClient) : undefined
     const scope = yield* Effect.scope
 
-    const inbox = yield* Effect.acquireRelease(Queue.unbounded<Signal>(), Queue.shutdown)
+    // The sequencer's inbox: signals wait in an array, and `wake` tells the sequencer some are there. (A
+    // `Queue.take` raced against the sequencer's timeout loses the item it was handed when the timeout
+    // interrupts it in between: a whole published batch, held back until a read of the table found it.)
+    const inbox: Array<Signal> = []
+    const wake = yield* Effect.makeLatch(false)
+    let inboxClosed = false
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        inboxClosed = true
+        inbox.length = 0
+      })
+    )
+    /** Hands the sequencer a signal; once the service is closed, interrupts the sender (nobody will answer). */
+    const send = (signal: Signal) =>
+      Effect.suspend(() => {
+        if (inboxClosed) return Effect.interrupt
+        inbox.push(signal)
+        return wake.open
+      })
     const subscribers = new Map<string, Set<Subscriber>>()
     let subscriberCount = 0
 
@@ -329,22 +335,33 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
         : Effect.void
     }
 
-    /** Committed events above `from` (and below `below`), in id order. */
+    /**
+     * Committed events above `from` (and below `below`), in id order. Without `below`, those committed when the
+     * read began and maybe some more: a read that took every new page would chase a busy engine for as long as it
+     * outran the read, and hold the sequencer's next read back all that time.
+     */
     const readAbove = (from: bigint, below: bigint | null) =>
       Effect.gen(function* () {
         const events: Array<CellEvent> = []
         let after = from
+        let upTo = below
         while (true) {
           const rows = yield* sql<CellEventRow>`
             select id::text as id, run_id, run_cell_id, event_type, payload, created_at
             from assay.run_cell_event
             where id > ${after.toString()}::bigint
-              ${below === null ? sql`` : sql`and id < ${below.toString()}::bigint`}
+              ${upTo === null ? sql`` : sql`and id < ${upTo.toString()}::bigint`}
             order by run_cell_event.id
             limit ${READ_BATCH}`.pipe(orDieSql)
           for (const row of rows) events.push(toCellEvent(row))
           if (rows.length < READ_BATCH) return events
           after = BigInt(rows[rows.length - 1]!.id)
+          if (upTo === null) {
+            // the newest id now is at least that of everything committed when the read began
+            const [newest] = yield* sql<{ max: string }>`
+              select coalesce(max(id), 0)::text as max from assay.run_cell_event`.pipe(orDieSql)
+            upTo = BigInt(newest!.max) + 1n
+          }
         }
       })
 
@@ -357,7 +374,7 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
             Effect.as(null)
           )
         ),
-        Effect.flatMap((events) => Queue.offer(inbox, { _tag: "Read", events })),
+        Effect.flatMap((events) => send({ _tag: "Read", events })),
         Effect.forkIn(scope)
       )
 
@@ -490,11 +507,13 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
         ...(flushAt === null ? [] : [flushAt])
       ]
       const wait = deadlines.length === 0 ? null : Math.max(0, Math.min(...deadlines) - now0)
-      const first =
-        wait === null
-          ? Option.some(yield* Queue.take(inbox))
-          : yield* Effect.timeoutOption(Queue.take(inbox), wait)
-      const signals = [...Option.toArray(first), ...(yield* Queue.takeAll(inbox))]
+      if (inbox.length === 0) {
+        if (wait === null) yield* wake.await
+        else yield* Effect.timeoutOption(wake.await, wait)
+      }
+      // closed before the signals are taken: one sent after this wakes the next step
+      yield* wake.close
+      const signals = inbox.splice(0)
       const now = yield* Clock.currentTimeMillis
       for (const signal of signals) {
         switch (signal._tag) {
@@ -563,7 +582,7 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
       yield* pg.listen(RUN_EVENTS_CHANNEL).pipe(
         Stream.runForEach((payload) => {
           const maxId = parseId(payload)
-          return maxId === null ? Effect.void : Queue.offer(inbox, { _tag: "Announced", maxId })
+          return maxId === null ? Effect.void : send({ _tag: "Announced", maxId })
         }),
         Effect.tapErrorCause((cause) =>
           Effect.logWarning("run event listener failed; listening again", cause)
@@ -578,8 +597,7 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
      * are already sequenced are ignored, so publishing twice is harmless.
      */
     const publish = Effect.fn("RunEvents.publish")(function* (events: ReadonlyArray<CommittedEvent>) {
-      if (events.length > 0)
-        yield* Queue.offer(inbox, { _tag: "Published", events: events.map(fromCommitted) })
+      if (events.length > 0) yield* send({ _tag: "Published", events: events.map(fromCommitted) })
     })
 
     /**
@@ -689,7 +707,7 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
     /** Joins the feed; answers the mark the subscriber's feed starts above, and the run's tail up to it. */
     const join = (subscriber: Subscriber) =>
       Effect.flatMap(Deferred.make<Admission>(), (done) =>
-        Effect.zipRight(Queue.offer(inbox, { _tag: "Join", subscriber, done }), Deferred.await(done))
+        Effect.zipRight(send({ _tag: "Join", subscriber, done }), Deferred.await(done))
       )
 
     /**
