@@ -1,7 +1,8 @@
-// Run-vs-run compare: the pure comparison (matching, changed outputs, grade flips, metric deltas, filters), the
+// The runs list's lead metric, and run-vs-run compare: the pure comparison (matching, changed outputs, grade flips, metric deltas, filters), the
 // side-by-side output diff, and the whole loading path against the real app (engine, mock models, PGlite).
 import { expect, layer } from "@effect/vitest"
 import { DateTime, Effect } from "effect"
+import { renderToStaticMarkup } from "react-dom/server"
 import { describe, it } from "vitest"
 import { Cell } from "../../src/domain/Cell.ts"
 import type { Metrics } from "../../src/domain/Grade.ts"
@@ -14,10 +15,11 @@ import type {
   RunId,
   RunModelId
 } from "../../src/domain/Ids.ts"
-import { Run, type RunModel } from "../../src/domain/Run.ts"
+import { type ActiveMetric, Run, type RunModel } from "../../src/domain/Run.ts"
 import { queuedCell } from "../support/CellFixture.ts"
 import { makeApi, type Api } from "../../frontend/src/lib/rpc.ts"
 import { formatDelta } from "../../frontend/src/runs/CompareMetrics.tsx"
+import { LeadMetric } from "../../frontend/src/runs/RunBits.tsx"
 import {
   compareRuns,
   deltaDirection,
@@ -359,6 +361,34 @@ describe("compareRuns: metric deltas", () => {
     const result = compareRuns({ run: a, cells: [], metrics: undefined }, { run: b, cells: [] })
     expect(result.perModel[0]!.metrics).toEqual([])
     expect(result.overall).toEqual([])
+  })
+})
+
+describe("runs list: each run's lead metric", () => {
+  const lead = (metric: ActiveMetric, fields: Partial<Metrics> = {}) =>
+    renderToStaticMarkup(<LeadMetric metric={metric} metrics={metrics(fields)} />)
+  const graded = {
+    combinedGraded: 4,
+    combinedPassed: 3,
+    combinedPassRate: 0.75,
+    autoGraded: 4,
+    autoPassed: 1,
+    autoPassRate: 0.25
+  }
+
+  it("shows the figure of the run's active metric, not always the combined pass rate", () => {
+    expect(lead("combined_pass_rate", graded)).toContain("75.0%")
+    expect(lead("combined_pass_rate", graded)).toContain("3/4 passed, combined")
+    expect(lead("auto_pass_rate", graded)).toContain("25.0%")
+    expect(lead("auto_pass_rate", graded)).toContain("1/4 passed, automatic")
+    expect(lead("manual_pass_rate", graded)).toContain("No cell has a manual grade")
+    const latency = lead("latency", { ...graded, meanLatencyMs: 420, p95LatencyMs: 12_500 })
+    expect(latency).toContain("420 ms")
+    expect(latency).toContain("p95 12.5 s")
+    expect(latency).not.toContain("%")
+    expect(lead("tokens", { tokensIn: 1200, tokensOut: 300 })).toContain("1,500")
+    expect(lead("tokens", { tokensIn: 1200, tokensOut: 300 })).toContain("1,200 in / 300 out")
+    expect(lead("cost", { costUsd: 0.1234 })).toContain("$0.12")
   })
 })
 

@@ -1,6 +1,5 @@
 import { Schema } from "effect"
 import { useEffect, useState } from "react"
-import type { Metrics } from "../../../src/domain/Grade.ts"
 import { PromptId, type RunId } from "../../../src/domain/Ids.ts"
 import type { Page } from "../../../src/domain/Page.ts"
 import type { Run } from "../../../src/domain/Run.ts"
@@ -9,9 +8,9 @@ import { useApi } from "../lib/session.tsx"
 import { toastError } from "../lib/toast.tsx"
 import { useQuery } from "../lib/useQuery.ts"
 import { datasetLabel, loadAllPrompts, versionLabel } from "./data.ts"
-import { formatPercent, formatTime, settledCount } from "./format.ts"
+import { formatTime, settledCount } from "./format.ts"
 import { useRunLabels, useRunMetrics } from "./hooks.ts"
-import { compareHref, isActive, RunStatusBadge } from "./RunBits.tsx"
+import { compareHref, isActive, LeadMetric, RunStatusBadge } from "./RunBits.tsx"
 import "./runs.css"
 
 const PAGE_SIZE = 50
@@ -136,7 +135,7 @@ export const RunsPage = () => {
               <th>Models</th>
               <th>Status</th>
               <th>Progress</th>
-              <th>Pass rate</th>
+              <th title="Each run's active metric, as its page leads with it">Lead metric</th>
               <th>Created</th>
             </tr>
           </thead>
@@ -178,7 +177,11 @@ export const RunsPage = () => {
                     <Progress run={run} />
                   </td>
                   <td className="num">
-                    {report ? <PassRate metrics={report.overall} /> : <span className="muted">…</span>}
+                    {report ? (
+                      <LeadMetric metric={report.activeMetric} metrics={report.overall} />
+                    ) : (
+                      <span className="muted">…</span>
+                    )}
                   </td>
                   <td className="nowrap muted">{formatTime(run.createdAt)}</td>
                 </tr>
@@ -217,18 +220,3 @@ const Progress = ({ run }: { readonly run: Run }) => {
     </div>
   )
 }
-
-/** The pass rate of effective grades, with how many graded cells it stands on. */
-const PassRate = ({ metrics }: { readonly metrics: Metrics }) =>
-  metrics.combinedGraded === 0 ? (
-    <span className="muted" title="No cell is graded">
-      —
-    </span>
-  ) : (
-    <div className="pass-rate">
-      <span>{formatPercent(metrics.combinedPassRate)}</span>
-      <span className="muted small">
-        {metrics.combinedPassed}/{metrics.combinedGraded} passed
-      </span>
-    </div>
-  )
