@@ -1,23 +1,74 @@
 // A small history-API router: the app has a handful of screens, each a path pattern with `:params`.
-import { useSyncExternalStore, type AnchorHTMLAttributes, type MouseEvent } from "react"
+import { useEffect, useSyncExternalStore, type AnchorHTMLAttributes, type MouseEvent } from "react"
 
 const listeners = new Set<() => void>()
 const notify = () => listeners.forEach((listener) => listener())
 
-if (typeof window !== "undefined") window.addEventListener("popstate", notify)
+const current = () => window.location.pathname + window.location.search
+const pathOf = (href: string) => new URL(href, "http://assay").pathname
+
+/** Questions to ask before the app leaves the current path (unsaved edits), newest last. */
+const guards: Array<{ readonly message: string }> = []
+
+/** Whether the user lets the app leave the current path: asked once, with the newest guard's question. */
+const mayLeave = () => {
+  const guard = guards.at(-1)
+  return guard === undefined || window.confirm(guard.message)
+}
+
+/** Where the app is, as last shown: the back button has already changed the URL when it tells us. */
+let shown = ""
+
+const onPopState = () => {
+  const to = current()
+  if (pathOf(to) !== pathOf(shown) && !mayLeave()) {
+    // stay: put the page that is still shown back in the address bar
+    window.history.pushState(null, "", shown)
+    return
+  }
+  shown = to
+  notify()
+}
+
+// the window the back button is heard on (set when the app first reads the location, so tests that install a
+// fresh DOM per test get it too)
+let listening: Window | null = null
 
 const subscribe = (listener: () => void) => {
+  if (listening !== window) {
+    listening?.removeEventListener("popstate", onPopState)
+    window.addEventListener("popstate", onPopState)
+    listening = window
+    shown = current()
+  }
   listeners.add(listener)
   return () => listeners.delete(listener)
 }
 
-const current = () => window.location.pathname + window.location.search
-
-export const navigate = (to: string, options: { replace?: boolean } = {}) => {
+/**
+ * Goes to `to` inside the app. Leaving the current path while a guard is up (`useLeaveGuard`) asks first, unless
+ * `force` (what it guarded is gone); a change of the query alone (filters, tabs) does not ask.
+ */
+export const navigate = (to: string, options: { replace?: boolean; force?: boolean } = {}) => {
   if (to === current()) return
+  if (!options.force && pathOf(to) !== pathOf(current()) && !mayLeave()) return
   if (options.replace) window.history.replaceState(null, "", to)
   else window.history.pushState(null, "", to)
+  shown = current()
   notify()
+}
+
+/** While `active`, leaving the current path in the app (a link, `navigate`, back) asks `message` first. */
+export const useLeaveGuard = (active: boolean, message: string) => {
+  useEffect(() => {
+    if (!active) return
+    const guard = { message }
+    guards.push(guard)
+    return () => {
+      const at = guards.indexOf(guard)
+      if (at !== -1) guards.splice(at, 1)
+    }
+  }, [active, message])
 }
 
 export interface Location {

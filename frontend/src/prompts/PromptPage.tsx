@@ -8,7 +8,7 @@ import { GRADER_VARIABLES, type TemplateIssue } from "../../../src/domain/Templa
 import { ConfirmButton } from "../lib/ConfirmButton.tsx"
 import { EditableName } from "../lib/EditableName.tsx"
 import { formatAgo, formatDateTime } from "../lib/format.ts"
-import { Link, navigate } from "../lib/router.tsx"
+import { Link, navigate, useLeaveGuard } from "../lib/router.tsx"
 import { useApi } from "../lib/session.tsx"
 import { showToast } from "../lib/toast.tsx"
 import { useAction } from "../lib/useAction.ts"
@@ -113,7 +113,8 @@ const LoadedPrompt = ({
     return () => window.removeEventListener("keydown", onKey)
   }, [])
 
-  // leaving the page (reload, closing the tab) with unsaved edits asks first
+  // leaving the page with unsaved edits asks first: in the app (a link, back), and reload or closing the tab
+  useLeaveGuard(dirty, "This prompt has unsaved changes. Leave without saving them?")
   useEffect(() => {
     if (!dirty) return
     const onBeforeUnload = (event: BeforeUnloadEvent) => event.preventDefault()
@@ -153,7 +154,8 @@ const LoadedPrompt = ({
     })
     if (!done) return
     showToast("success", `Deleted “${prompt.name}”.`)
-    navigate("/prompts")
+    // its unsaved edits went with it
+    navigate("/prompts", { force: true })
   }
 
   const edit = (part: TemplatePart, changes: Partial<Draft>) => {
