@@ -8,6 +8,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as Config from "../src/layers/Config.ts"
 import * as Database from "../src/layers/Database.ts"
+import * as Scheduler from "../src/layers/Scheduler.ts"
 import { ServicesLive } from "../src/layers/Services.ts"
 
 export const adminUrl = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
@@ -42,6 +43,8 @@ export const services = (databaseUrl: string, env: Record<string, string> = {}) 
   const layer = ServicesLive.pipe(
     Layer.provideMerge(Database.layer()),
     Layer.provideMerge(config),
+    // the server's scheduler, as `ServerApp` runs it
+    Layer.provide(Scheduler.layer),
     Layer.provide(
       Logger.minimumLogLevel(process.env.BENCH_LOG === "debug" ? LogLevel.Debug : LogLevel.Warning)
     )

@@ -9,6 +9,7 @@ import { CellEvent } from "../src/domain/Cell.ts"
 import { LOCAL_USER_ID, type RunCellId, type RunId } from "../src/domain/Ids.ts"
 import { eventStreamResponse } from "../src/http/events.ts"
 import * as Database from "../src/layers/Database.ts"
+import * as Scheduler from "../src/layers/Scheduler.ts"
 import { Routes } from "../src/layers/Http.ts"
 import { ServicesLive } from "../src/layers/Services.ts"
 import {
@@ -20,7 +21,6 @@ import {
   toCellEvent
 } from "../src/services/RunEvents.ts"
 import { insertEvent, seedRun } from "./support/fixtures.ts"
-import * as SlicedScheduler from "./support/SlicedScheduler.ts"
 import { testConfig } from "./support/TestConfig.ts"
 import { adminUrl, testDatabases } from "./support/TestDatabase.ts"
 import { BaseUrl, testServer, type TestDb } from "./support/TestServer.ts"
@@ -98,12 +98,13 @@ const followingAfterOne = Effect.gen(function* () {
 const withSettings = (values: RunEventsSettingsShape) => Layer.succeed(RunEventsSettings, values)
 
 for (const db of testDatabases) {
-  // on a busy process's timing (see SlicedScheduler): the sequencer's waits can time out as a batch arrives
+  // on the server's scheduler (src/layers/Scheduler.ts), under which the sequencer's waits can time out as a
+  // batch arrives
   layer(
     RunEvents.Default.pipe(
       Layer.provideMerge(db.layer),
       Layer.provide(withSettings(settings)),
-      Layer.provide(SlicedScheduler.layer)
+      Layer.provide(Scheduler.layer)
     ),
     {
       excludeTestServices: true,
@@ -375,7 +376,7 @@ for (const db of testDatabases) {
         }).pipe(
           Effect.zipRight(Effect.yieldNow()),
           Effect.forever,
-          Effect.withScheduler(SlicedScheduler.sliced),
+          Effect.withScheduler(Scheduler.timeSliced),
           Effect.fork
         )
         // one at a time, at every spacing around the sequencer's 20 ms delivery deadlines

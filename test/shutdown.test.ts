@@ -117,6 +117,65 @@ const startServer = (dataDir: string) => {
 
 describe("the assay process", () => {
   it.live(
+    "answers requests while its engine works through a run on the embedded database",
+    () =>
+      Effect.promise(async () => {
+        const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "assay-proc-"))
+        const server = startServer(dataDir)
+        try {
+          const url = `${await server.url}/api/v1`
+          const call = async <A>(route: string, init?: RequestInit) => {
+            const response = await fetch(`${url}${route}`, init)
+            expect(response.status).toBeLessThan(300)
+            return (await response.json()) as A
+          }
+          const json = (body: unknown): RequestInit => ({
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify(body)
+          })
+          const prompt = await call<{ id: string }>(
+            "/prompts",
+            json({ name: "Echo", type: "generator", userTemplate: "Say {{text}}" })
+          )
+          const form = new FormData()
+          form.append("name", "words")
+          const rows = Array.from({ length: 3000 }, (_, i) => `word ${i}`)
+          form.append("file", new Blob([["text", ...rows].join("\n")], { type: "text/csv" }), "words.csv")
+          const dataset = await call<{ id: string }>("/datasets", { method: "POST", body: form })
+          // the mock model seeded for the local user answers at once: the engine never waits for a provider
+          const mocks = (await call<Array<{ id: string; provider: string }>>("/models")).filter(
+            (model) => model.provider === "mock"
+          )
+          expect(mocks).toHaveLength(1)
+          const run = await call<{ id: string; counts: { total: number } }>(
+            "/runs",
+            json({ promptId: prompt.id, datasetId: dataset.id, modelIds: mocks.map((model) => model.id) })
+          )
+          expect(run.counts.total).toBe(3000)
+
+          // asked at once: answered while cells are still to do (fiber work yields to the sockets; without that,
+          // the engine's statements on the embedded database kept every request waiting until the run was done)
+          const during = await call<{ status: string; counts: { total: number; succeeded: number } }>(
+            `/runs/${run.id}`
+          )
+          expect(during.counts.succeeded).toBeLessThan(during.counts.total)
+          expect(during.status).not.toBe("completed")
+          for (;;) {
+            const now = await call<{ status: string }>(`/runs/${run.id}`)
+            if (now.status === "completed") break
+            await Bun.sleep(200)
+          }
+        } finally {
+          server.child.kill("SIGTERM")
+          await server.child.exited
+          await fs.rm(dataDir, { recursive: true, force: true })
+        }
+      }),
+    120_000
+  )
+
+  it.live(
     "starts on an empty data dir, serves /healthz, stops cleanly on SIGTERM, and keeps its data across restarts",
     () =>
       Effect.promise(async () => {

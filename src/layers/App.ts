@@ -4,6 +4,7 @@ import * as Config from "./Config.ts"
 import * as Database from "./Database.ts"
 import * as Http from "./Http.ts"
 import * as Logging from "./Logging.ts"
+import * as Scheduler from "./Scheduler.ts"
 import * as Services from "./Services.ts"
 
 /**
@@ -16,7 +17,8 @@ export const ServerApp = (assets?: PgliteAssets) =>
     Layer.provide(Services.ServicesLive),
     Layer.provide(Database.layer(assets)),
     Layer.provide(Logging.layer),
-    Layer.provide(Config.layer)
+    Layer.provide(Config.layer),
+    Layer.provide(Scheduler.layer)
   )
 
 /** `assay migrate`: apply migrations and exit. */

@@ -8,6 +8,7 @@ import * as path from "node:path"
 import { RpcAuthentication } from "../../src/domain/Auth.ts"
 import { AssayRpcs } from "../../src/domain/Rpc.ts"
 import { Routes } from "../../src/layers/Http.ts"
+import * as Scheduler from "../../src/layers/Scheduler.ts"
 import { ServicesLive } from "../../src/layers/Services.ts"
 import { testConfig } from "./TestConfig.ts"
 import { testServer, type TestDb } from "./TestServer.ts"
@@ -33,7 +34,9 @@ export const testApp = (db: TestDb, env: Record<string, string> = {}) =>
     Layer.provide(db),
     Layer.provide(
       testConfig({ ASSAY_DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "assay-app-")), ...env })
-    )
+    ),
+    // the server's scheduler, as `ServerApp` runs it
+    Layer.provide(Scheduler.layer)
   )
 
 export interface TokenOptions {
