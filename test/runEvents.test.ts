@@ -1,5 +1,6 @@
 import { HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
 import { expect, it, layer } from "@effect/vitest"
 import { Chunk, Context, DateTime, Deferred, Duration, Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import * as fs from "node:fs"
@@ -15,6 +16,7 @@ import { ServicesLive } from "../src/layers/Services.ts"
 import {
   type CellEventRow,
   openSubscription,
+  RUN_EVENTS_CHANNEL,
   RunEvents,
   RunEventsSettings,
   type RunEventsSettingsShape,
@@ -466,6 +468,35 @@ for (const db of testDatabases) {
           expect(ids(seen)).toEqual(ids(batch))
           yield* Fiber.interrupt(fiber)
         }).pipe(Effect.scoped)
+      )
+
+      it.effect(
+        "commits in quick succession are announced by a few NOTIFYs, the last with the highest id",
+        () =>
+          Effect.gen(function* () {
+            const sql = yield* SqlClient.SqlClient
+            const events = yield* RunEvents
+            const heard: Array<string> = []
+            const listening = yield* (sql as PgClient.PgClient).listen(RUN_EVENTS_CHANNEL).pipe(
+              Stream.runForEach((payload) => Effect.sync(() => heard.push(payload))),
+              Effect.fork
+            )
+            yield* Effect.sleep("200 millis")
+            // ids far above any real one, so that no other test's NOTIFY can be taken for these
+            const base = 10_000_000_000n
+            for (let i = 1n; i <= 100n; i++) {
+              yield* events.notify(base + i)
+              if (i % 10n === 0n) yield* Effect.sleep("2 millis")
+            }
+            yield* waitUntil(() => heard.includes(String(base + 100n)))
+            const ours = heard.filter((payload) => BigInt(payload) > base)
+            // the first as soon as the notifier runs (within the first ten), then at most one per 20 ms while
+            // they keep coming (100 in ~25 ms); one per call would be 100
+            expect(BigInt(ours[0]!)).toBeLessThanOrEqual(base + 10n)
+            expect(ours.length).toBeLessThanOrEqual(4)
+            expect(ours.map(BigInt)).toEqual([...ours.map(BigInt)].sort((a, b) => (a < b ? -1 : 1)))
+            yield* Fiber.interrupt(listening)
+          })
       )
     }
   })

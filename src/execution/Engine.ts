@@ -71,15 +71,26 @@ const RESULT_BACKLOG = WRITERS * WRITE_BATCH
 const CLAIMS_IN_FLIGHT = 2
 /**
  * Cells in one claim, at most. A claim's `started` events wait for its statement to commit, and its cells start
- * (and, at the mock's speed, finish) together: with claims of 128 at the engine's top speed, subscribers heard of
- * events 50 ms after they were written (p99 120-230 ms); with 32, 31 ms (p99 under 70 ms), at about two thirds of
- * the top speed (2,900 instead of 4,500 mock cells/s). With a real provider its latency, not this, bounds a run.
+ * (and, at the mock's speed, finish) together: with claims of 128 at the engine's top speed, 200 subscribers of a
+ * run heard of events 50 ms after they were written (p99 120-230 ms); with 32, 30-40 ms (p99 60-85 ms), at about a
+ * third less top speed (2,400-3,500 instead of 3,700-4,500 mock cells/s, same machine). With a real provider its
+ * latency, not the claim size, bounds a run.
  */
 const CLAIM_MAX = 32
+/** How long the dispatcher reuses its list of run models with runnable cells (see `activeRunModelsNow`). */
+const ACTIVE_RUN_MODELS_MS = 100
+/** Runs are checked for their end at most this often while results keep coming (the first check goes at once). */
+const FINISH_INTERVAL_MS = 50
 const KEY_CACHE_MS = 10_000
 /** The dispatcher's poll while cells run here, and the slowest it gets when none do. */
 const POLL_MS = 200
 const IDLE_POLL_MAX_MS = 1_000
+
+interface ActiveRunModel {
+  readonly id: string
+  readonly run_id: string
+  readonly runnable: number
+}
 
 /** One gate per provider endpoint, key (the owner's) and model. */
 const gateKey = (ownerId: string, model: ModelSnapshot) =>
@@ -239,13 +250,41 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
     const results = yield* Queue.bounded<CellUpdate>(RESULT_BACKLOG)
     const writeBatch = (batch: ReadonlyArray<CellUpdate>) =>
       queue.complete(worker, batch).pipe(
-        // subscribers hear of the results first: finishing the runs is a statement of its own
+        // subscribers hear of the results first: finishing the runs is the finisher's
         Effect.tap((done) => events.publishCommitted(done.events)),
-        Effect.flatMap((done) => queue.finishRuns(done.finalRuns)),
-        Effect.map((finished) => {
-          for (const runId of finished) contexts.delete(runId)
-        })
+        Effect.flatMap((done) => finishSoon(done.finalRuns))
       )
+
+    // --- the finisher: runs some of whose cells reached a final status are checked for their end, all of them
+    // in one statement, at once and then at most every FINISH_INTERVAL_MS (a statement per result batch was a
+    // fifth of the engine's statements at top speed) ---
+    const toFinish = new Set<string>()
+    const finishWake = yield* Effect.makeLatch(false)
+    const finishSoon = (runIds: ReadonlyArray<string>) =>
+      runIds.length === 0
+        ? Effect.void
+        : Effect.suspend(() => {
+            for (const runId of runIds) toFinish.add(runId)
+            return finishWake.open
+          })
+    const finisher = Effect.gen(function* () {
+      yield* finishWake.await
+      yield* finishWake.close
+      const runIds = [...toFinish]
+      toFinish.clear()
+      const finished = yield* queue
+        .finishRuns(runIds)
+        .pipe(
+          Effect.catchAllCause((cause) =>
+            Effect.logError("engine: finishing runs failed", cause).pipe(
+              Effect.zipRight(finishSoon(runIds)),
+              Effect.as([] as Array<string>)
+            )
+          )
+        )
+      for (const runId of finished) contexts.delete(runId)
+      yield* Effect.sleep(FINISH_INTERVAL_MS)
+    }).pipe(Effect.forever)
     const writer = Effect.gen(function* () {
       const first = yield* Queue.take(results)
       const rest = yield* Queue.takeUpTo(results, WRITE_BATCH - 1)
@@ -506,7 +545,7 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
 
     // --- the dispatcher: claim what the gates can take now, fairly across runs ---
     /** Run models of active runs with a cell runnable now; `runnable` caps each claim (a cheap bound). */
-    const activeRunModels = sql<{ id: string; run_id: string; runnable: number }>`
+    const activeRunModels = sql<ActiveRunModel>`
       select rm.id, rm.run_id, ${config.workers}::int as runnable
       from assay.run r
       join assay.run_model rm on rm.run_id = r.id
@@ -520,6 +559,24 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
       ) runnable
       where r.status in ('queued', 'running')
       order by r.created_at, rm.display_order`.pipe(orDieSql)
+    // the last answer of `activeRunModels`, reused for ACTIVE_RUN_MODELS_MS: at top speed a claim goes out every
+    // few milliseconds, and asking before each was a statement per claim. Dropped when a claim finds fewer cells
+    // than it asked for (a run model ran out, or another process took them) and when the engine is woken from
+    // outside (a new run, a re-run, a cancel).
+    let knownRunModels: { readonly at: number; readonly rows: ReadonlyArray<ActiveRunModel> } | null = null
+    const forgetRunModels = Effect.sync(() => {
+      knownRunModels = null
+    })
+    const activeRunModelsNow = Effect.suspend(() => {
+      const known = knownRunModels
+      if (known !== null && Date.now() - known.at < ACTIVE_RUN_MODELS_MS) return Effect.succeed(known.rows)
+      const at = Date.now()
+      return Effect.tap(activeRunModels, (rows) =>
+        Effect.sync(() => {
+          knownRunModels = { at, rows }
+        })
+      )
+    })
     let rotation = 0
     // claims on their way and the slots they may fill (their gates' shares are in `awaitingGate` meanwhile)
     let claiming = 0
@@ -541,7 +598,7 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
         CLAIM_MAX
       )
       if (free <= 0) return undefined
-      const runModelsNow = yield* activeRunModels
+      const runModelsNow = yield* activeRunModelsNow
       if (runModelsNow.length === 0) return undefined
       // group the run models by gate; within a gate, share its room equally between run models (so runs
       // share it round-robin); gates take turns at the process-wide budget
@@ -622,6 +679,7 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
           Effect.gen(function* () {
             // in one step: the reservation ends and the claimed cells take their slots and gate shares
             const cells = claimed.cells
+            if (cells.length < claim.total) yield* forgetRunModels
             yield* Effect.sync(() => {
               unhold()
               for (const cell of cells) {
@@ -725,6 +783,7 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
     )
     // several writers: result batches commit in parallel (each is fenced on its own cells' leases)
     for (let i = 0; i < WRITERS; i++) yield* Effect.forkScoped(writer)
+    yield* Effect.forkScoped(finisher)
     yield* Effect.forkScoped(dispatcher)
     yield* Effect.forkScoped(heartbeat)
     yield* Effect.forkScoped(sweeper)
@@ -732,7 +791,7 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
 
     const on: EngineShape = {
       worker,
-      wake: signal,
+      wake: Effect.zipRight(forgetRunModels, signal),
       abortRun: (runId) =>
         interruptCells([...running.entries()].filter(([, entry]) => entry.runId === runId).map(([id]) => id)),
       abortCells: interruptCells,

@@ -106,6 +106,11 @@ const REPLAY_PAGES_CACHED = 8
  * delivery older than this go out at once, so a quiet run's events wait for nothing.
  */
 const DELIVERY_INTERVAL_MS = 20
+/**
+ * Other processes hear of this one's commits by NOTIFY at most this often (the highest id so far): at top speed
+ * the engine commits hundreds of batches a second, and a NOTIFY statement for each was a third of its statements.
+ */
+const NOTIFY_INTERVAL_MS = 20
 /** Replay reads running at once: the engine needs the pool's other connections. */
 const REPLAY_READS = 2
 
@@ -600,16 +605,36 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
       if (events.length > 0) yield* send({ _tag: "Published", events: events.map(fromCommitted) })
     })
 
-    /**
-     * Tells other processes that events up to `maxId` committed: one call per committed batch, after `publish`.
-     * A failure is logged, not raised: the listeners' periodic read finds the events anyway.
-     */
-    const notify = Effect.fn("RunEvents.notify")(function* (maxId: bigint | string) {
-      if (pg === undefined) return
-      yield* sql`select pg_notify(${RUN_EVENTS_CHANNEL}, ${String(maxId)})`.pipe(
-        Effect.catchAll((error) => Effect.logWarning("run events NOTIFY failed", error))
-      )
+    // the highest id committed and not yet announced to other processes, and whether the notifier is sending
+    let unannounced: bigint | null = null
+    let announcing = false
+    /** Sends one NOTIFY with the highest id, then waits NOTIFY_INTERVAL_MS, while there is something to send. */
+    const announcer = Effect.gen(function* () {
+      while (unannounced !== null) {
+        const maxId = unannounced
+        unannounced = null
+        yield* sql`select pg_notify(${RUN_EVENTS_CHANNEL}, ${maxId.toString()})`.pipe(
+          Effect.catchAll((error) => Effect.logWarning("run events NOTIFY failed", error))
+        )
+        yield* Effect.sleep(NOTIFY_INTERVAL_MS)
+      }
+      announcing = false
     })
+
+    /**
+     * Tells other processes that events up to `maxId` committed: call after `publish`, once per committed batch.
+     * The first NOTIFY goes out at once, later ones at most every NOTIFY_INTERVAL_MS with the highest id so far,
+     * sent beside the caller. A failure is logged, not raised: the listeners' periodic read finds the events anyway.
+     */
+    const notify = (maxId: bigint | string) =>
+      Effect.suspend(() => {
+        if (pg === undefined) return Effect.void
+        const id = BigInt(maxId)
+        if (unannounced === null || id > unannounced) unannounced = id
+        if (announcing) return Effect.void
+        announcing = true
+        return Effect.asVoid(Effect.forkIn(announcer, scope))
+      })
 
     /**
      * A committed batch of events, in id order: to this process's subscribers, then one NOTIFY (its highest id)
