@@ -18,6 +18,7 @@ import { SessionContextProvider } from "../../frontend/src/lib/session.tsx"
 import { Toasts } from "../../frontend/src/lib/toast.tsx"
 import { chromiumPath, e2eRequired } from "../e2e/harness.ts"
 import { installDom } from "../support/HappyDom.ts"
+import { localSession } from "../support/LocalSession.ts"
 import { api as rest, csvForm, signToken, supabaseEnv, testApp } from "../support/TestApp.ts"
 import { pgliteLayer } from "../support/TestDatabase.ts"
 import { BaseUrl } from "../support/TestServer.ts"
@@ -212,14 +213,6 @@ describe.runIf(fs.existsSync(chromiumPath) || e2eRequired)("with Chromium", () =
   )
 )
 
-const session = (api: ReturnType<typeof makeApi>) => ({
-  api,
-  config: { authMode: "local" as const, supabaseUrl: null, supabaseAnonKey: null },
-  supabase: null,
-  email: null,
-  signOut: async () => {}
-})
-
 layer(testApp(pgliteLayer), { excludeTestServices: true, timeout: 120_000 })("dataset page", (it) => {
   it.effect("pages through rows, renames, and shows the server's refusal to delete a dataset in use", () =>
     Effect.gen(function* () {
@@ -247,7 +240,7 @@ layer(testApp(pgliteLayer), { excludeTestServices: true, timeout: 120_000 })("da
         }
         try {
           render(
-            <SessionContextProvider value={session(api)}>
+            <SessionContextProvider value={localSession(api)}>
               <DatasetPage id={id} />
               <Toasts />
             </SessionContextProvider>

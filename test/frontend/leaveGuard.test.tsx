@@ -5,17 +5,10 @@ import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { makeApi } from "../../frontend/src/lib/rpc.ts"
 import { installDom } from "../support/HappyDom.ts"
+import { localSession } from "../support/LocalSession.ts"
 import { testApp } from "../support/TestApp.ts"
 import { pgliteLayer } from "../support/TestDatabase.ts"
 import { BaseUrl } from "../support/TestServer.ts"
-
-const session = (api: ReturnType<typeof makeApi>) => ({
-  api,
-  config: { authMode: "local" as const, supabaseUrl: null, supabaseAnonKey: null },
-  supabase: null,
-  email: null,
-  signOut: async () => {}
-})
 
 layer(testApp(pgliteLayer), {
   excludeTestServices: true,
@@ -50,7 +43,7 @@ layer(testApp(pgliteLayer), {
           const here = `/prompts/${created.id}`
           navigate(here)
           render(
-            <SessionContextProvider value={session(api)}>
+            <SessionContextProvider value={localSession(api)}>
               <Where />
               <PromptPage id={created.id} />
               <Toasts />

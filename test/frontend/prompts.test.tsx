@@ -8,7 +8,7 @@ import { ModelParams } from "../../src/domain/ModelParams.ts"
 import { Prompt } from "../../src/domain/Prompt.ts"
 import { parseTemplate, placeholders } from "../../src/domain/Template.ts"
 import type { PromptId } from "../../src/domain/Ids.ts"
-import { makeApi, type Api } from "../../frontend/src/lib/rpc.ts"
+import { makeApi } from "../../frontend/src/lib/rpc.ts"
 import { SessionContextProvider } from "../../frontend/src/lib/session.tsx"
 import { Toasts } from "../../frontend/src/lib/toast.tsx"
 import { numberLines } from "../../frontend/src/prompts/DiffView.tsx"
@@ -24,6 +24,7 @@ import {
 import { analyzeTemplate } from "../../frontend/src/prompts/templateTokens.ts"
 import { ApiError } from "../../frontend/src/lib/errors.ts"
 import { installDom } from "../support/HappyDom.ts"
+import { localSession } from "../support/LocalSession.ts"
 import { testApp } from "../support/TestApp.ts"
 import { pgliteLayer } from "../support/TestDatabase.ts"
 import { BaseUrl } from "../support/TestServer.ts"
@@ -191,14 +192,6 @@ describe("prompt draft", () => {
   })
 })
 
-const session = (api: Api) => ({
-  api,
-  config: { authMode: "local" as const, supabaseUrl: null, supabaseAnonKey: null },
-  supabase: null,
-  email: null,
-  signOut: async () => {}
-})
-
 const saveState = () => document.querySelector(".pr-save-state")?.textContent
 
 layer(testApp(pgliteLayer), {
@@ -221,7 +214,7 @@ layer(testApp(pgliteLayer), {
             client.prompts.create({ name: "Greeter", type: "generator", userTemplate: "Hello {{name}}" })
           )
           render(
-            <SessionContextProvider value={session(api)}>
+            <SessionContextProvider value={localSession(api)}>
               <PromptPage id={created.id} />
               <Toasts />
             </SessionContextProvider>

@@ -17,6 +17,7 @@ import {
   type ModelDraft
 } from "../../frontend/src/settings/modelForm.ts"
 import { installDom } from "../support/HappyDom.ts"
+import { localSession } from "../support/LocalSession.ts"
 import { testApp } from "../support/TestApp.ts"
 import { pgliteLayer } from "../support/TestDatabase.ts"
 import { BaseUrl } from "../support/TestServer.ts"
@@ -157,14 +158,6 @@ describe("model form", () => {
   })
 })
 
-const session = (api: Api) => ({
-  api,
-  config: { authMode: "local" as const, supabaseUrl: null, supabaseAnonKey: null },
-  supabase: null,
-  email: null,
-  signOut: async () => {}
-})
-
 const SECRET = "sk-test-secret-0123456789-wxyz"
 
 layer(testApp(pgliteLayer, { ASSAY_ENCRYPTION_KEY: "ab".repeat(32) }), {
@@ -204,7 +197,7 @@ layer(testApp(pgliteLayer, { ASSAY_ENCRYPTION_KEY: "ab".repeat(32) }), {
         render(<Toasts />)
         const { result } = renderHook(() => useModels(), {
           wrapper: ({ children }) => (
-            <SessionContextProvider value={session(api)}>{children}</SessionContextProvider>
+            <SessionContextProvider value={localSession(api)}>{children}</SessionContextProvider>
           )
         })
         await waitFor(() => expect(result.current.models).toBeDefined())
@@ -296,7 +289,7 @@ layer(testApp(pgliteLayer, { ASSAY_ENCRYPTION_KEY: "ab".repeat(32) }), {
       const { Toasts } = await import("../../frontend/src/lib/toast.tsx")
       const { SettingsPage } = await import("../../frontend/src/settings/SettingsPage.tsx")
       render(
-        <SessionContextProvider value={session(api)}>
+        <SessionContextProvider value={localSession(api)}>
           <SettingsPage />
           <Toasts />
         </SessionContextProvider>
