@@ -21,6 +21,7 @@ import { AppConfig } from "../layers/Config.ts"
 import { ApiKeys } from "../services/ApiKeys.ts"
 import { RunEvents } from "../services/RunEvents.ts"
 import { orDieSql } from "../services/SqlFailure.ts"
+import { throttled } from "../services/Throttled.ts"
 import { EngineStats } from "./EngineStats.ts"
 import { type CellUpdate, type ClaimedCell, JobQueue } from "./JobQueue.ts"
 import { parseGrade, parseOutput } from "./OutputParser.ts"
@@ -259,32 +260,28 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
     // in one statement, at once and then at most every FINISH_INTERVAL_MS (a statement per result batch was a
     // fifth of the engine's statements at top speed) ---
     const toFinish = new Set<string>()
-    const finishWake = yield* Effect.makeLatch(false)
+    const finishAsked: Effect.Effect<void> = yield* throttled(
+      FINISH_INTERVAL_MS,
+      Effect.suspend(() => {
+        const runIds = [...toFinish]
+        toFinish.clear()
+        return queue.finishRuns(runIds).pipe(
+          Effect.map((finished) => {
+            for (const runId of finished) contexts.delete(runId)
+          }),
+          Effect.catchAllCause((cause) =>
+            Effect.logError("engine: finishing runs failed", cause).pipe(Effect.zipRight(finishSoon(runIds)))
+          )
+        )
+      })
+    )
     const finishSoon = (runIds: ReadonlyArray<string>) =>
       runIds.length === 0
         ? Effect.void
         : Effect.suspend(() => {
             for (const runId of runIds) toFinish.add(runId)
-            return finishWake.open
+            return finishAsked
           })
-    const finisher = Effect.gen(function* () {
-      yield* finishWake.await
-      yield* finishWake.close
-      const runIds = [...toFinish]
-      toFinish.clear()
-      const finished = yield* queue
-        .finishRuns(runIds)
-        .pipe(
-          Effect.catchAllCause((cause) =>
-            Effect.logError("engine: finishing runs failed", cause).pipe(
-              Effect.zipRight(finishSoon(runIds)),
-              Effect.as([] as Array<string>)
-            )
-          )
-        )
-      for (const runId of finished) contexts.delete(runId)
-      yield* Effect.sleep(FINISH_INTERVAL_MS)
-    }).pipe(Effect.forever)
     const writer = Effect.gen(function* () {
       const first = yield* Queue.take(results)
       const rest = yield* Queue.takeUpTo(results, WRITE_BATCH - 1)
@@ -783,7 +780,6 @@ export class Engine extends Effect.Service<Engine>()("assay/Engine", {
     )
     // several writers: result batches commit in parallel (each is fenced on its own cells' leases)
     for (let i = 0; i < WRITERS; i++) yield* Effect.forkScoped(writer)
-    yield* Effect.forkScoped(finisher)
     yield* Effect.forkScoped(dispatcher)
     yield* Effect.forkScoped(heartbeat)
     yield* Effect.forkScoped(sweeper)

@@ -4,6 +4,7 @@ import { Chunk, Clock, Context, DateTime, Deferred, Effect, Option, Runtime, Sch
 import { CellEvent, type CellEventType } from "../domain/Cell.ts"
 import type { RunCellId, RunId } from "../domain/Ids.ts"
 import { orDieSql } from "./SqlFailure.ts"
+import { throttled } from "./Throttled.ts"
 
 /** The NOTIFY channel that tells other processes new events committed; the payload is the batch's highest id. */
 export const RUN_EVENTS_CHANNEL = "assay_run_events"
@@ -605,21 +606,24 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
       if (events.length > 0) yield* send({ _tag: "Published", events: events.map(fromCommitted) })
     })
 
-    // the highest id committed and not yet announced to other processes, and whether the notifier is sending
+    // the highest id committed and not yet announced to other processes
     let unannounced: bigint | null = null
-    let announcing = false
-    /** Sends one NOTIFY with the highest id, then waits NOTIFY_INTERVAL_MS, while there is something to send. */
-    const announcer = Effect.gen(function* () {
-      while (unannounced !== null) {
-        const maxId = unannounced
-        unannounced = null
-        yield* sql`select pg_notify(${RUN_EVENTS_CHANNEL}, ${maxId.toString()})`.pipe(
-          Effect.catchAll((error) => Effect.logWarning("run events NOTIFY failed", error))
-        )
-        yield* Effect.sleep(NOTIFY_INTERVAL_MS)
-      }
-      announcing = false
-    })
+    const announce =
+      pg === undefined
+        ? Effect.void
+        : yield* throttled(
+            NOTIFY_INTERVAL_MS,
+            Effect.suspend(() => {
+              const maxId = unannounced
+              unannounced = null
+              return maxId === null
+                ? Effect.void
+                : sql`select pg_notify(${RUN_EVENTS_CHANNEL}, ${maxId.toString()})`.pipe(
+                    Effect.asVoid,
+                    Effect.catchAll((error) => Effect.logWarning("run events NOTIFY failed", error))
+                  )
+            })
+          )
 
     /**
      * Tells other processes that events up to `maxId` committed: call after `publish`, once per committed batch.
@@ -628,12 +632,9 @@ export class RunEvents extends Effect.Service<RunEvents>()("assay/RunEvents", {
      */
     const notify = (maxId: bigint | string) =>
       Effect.suspend(() => {
-        if (pg === undefined) return Effect.void
         const id = BigInt(maxId)
         if (unannounced === null || id > unannounced) unannounced = id
-        if (announcing) return Effect.void
-        announcing = true
-        return Effect.asVoid(Effect.forkIn(announcer, scope))
+        return announce
       })
 
     /**

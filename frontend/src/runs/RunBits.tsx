@@ -18,30 +18,32 @@ export const RunStatusBadge = ({ run }: { readonly run: Run }) => (
   </span>
 )
 
-interface PassRate {
+/** A pass rate with what it stands on; a dash when no cell has that kind of grade. */
+const PassRate = ({
+  kind,
+  rate,
+  passed,
+  graded
+}: {
   readonly kind: string
   readonly rate: number | null
   readonly passed: number
   readonly graded: number
-}
+}) =>
+  graded === 0 || rate === null ? (
+    <span className="muted" title={`No cell has a ${kind} grade`}>
+      — <span className="small">{kind}</span>
+    </span>
+  ) : (
+    <Figure value={formatPercent(rate)} detail={`${passed}/${graded} passed, ${kind}`} />
+  )
 
-const passRateOf = (metric: ActiveMetric, m: Metrics): PassRate | null => {
-  switch (metric) {
-    case "combined_pass_rate":
-      return {
-        kind: "combined",
-        rate: m.combinedPassRate,
-        passed: m.combinedPassed,
-        graded: m.combinedGraded
-      }
-    case "auto_pass_rate":
-      return { kind: "automatic", rate: m.autoPassRate, passed: m.autoPassed, graded: m.autoGraded }
-    case "manual_pass_rate":
-      return { kind: "manual", rate: m.manualPassRate, passed: m.manualPassed, graded: m.manualGraded }
-    default:
-      return null
-  }
-}
+const Figure = ({ value, detail }: { readonly value: string; readonly detail: string }) => (
+  <div className="lead-metric">
+    <span>{value}</span>
+    <span className="muted small">{detail}</span>
+  </div>
+)
 
 /**
  * A run's figure for its active metric (the one its page leads with, chosen there): a pass rate with what it
@@ -49,51 +51,37 @@ const passRateOf = (metric: ActiveMetric, m: Metrics): PassRate | null => {
  */
 export const LeadMetric = ({
   metric,
-  metrics
+  metrics: m
 }: {
   readonly metric: ActiveMetric
   readonly metrics: Metrics
 }) => {
-  const pass = passRateOf(metric, metrics)
-  if (pass !== null) {
-    return pass.graded === 0 || pass.rate === null ? (
-      <span className="muted" title={`No cell has a ${pass.kind} grade`}>
-        — <span className="small">{pass.kind}</span>
-      </span>
-    ) : (
-      <div className="lead-metric">
-        <span>{formatPercent(pass.rate)}</span>
-        <span className="muted small">
-          {pass.passed}/{pass.graded} passed, {pass.kind}
-        </span>
-      </div>
-    )
-  }
   switch (metric) {
-    case "latency":
+    case "combined_pass_rate":
       return (
-        <div className="lead-metric">
-          <span>{formatMs(metrics.meanLatencyMs)}</span>
-          <span className="muted small">mean, p95 {formatMs(metrics.p95LatencyMs)}</span>
-        </div>
+        <PassRate
+          kind="combined"
+          rate={m.combinedPassRate}
+          passed={m.combinedPassed}
+          graded={m.combinedGraded}
+        />
       )
+    case "auto_pass_rate":
+      return <PassRate kind="automatic" rate={m.autoPassRate} passed={m.autoPassed} graded={m.autoGraded} />
+    case "manual_pass_rate":
+      return (
+        <PassRate kind="manual" rate={m.manualPassRate} passed={m.manualPassed} graded={m.manualGraded} />
+      )
+    case "latency":
+      return <Figure value={formatMs(m.meanLatencyMs)} detail={`mean, p95 ${formatMs(m.p95LatencyMs)}`} />
     case "tokens":
       return (
-        <div className="lead-metric">
-          <span>{formatTokens(metrics.tokensIn + metrics.tokensOut)}</span>
-          <span className="muted small">
-            tokens, {formatTokens(metrics.tokensIn)} in / {formatTokens(metrics.tokensOut)} out
-          </span>
-        </div>
+        <Figure
+          value={formatTokens(m.tokensIn + m.tokensOut)}
+          detail={`tokens, ${formatTokens(m.tokensIn)} in / ${formatTokens(m.tokensOut)} out`}
+        />
       )
     case "cost":
-      return (
-        <div className="lead-metric">
-          <span>{formatCost(metrics.costUsd)}</span>
-          <span className="muted small">cost</span>
-        </div>
-      )
-    default:
-      return null
+      return <Figure value={formatCost(m.costUsd)} detail="cost" />
   }
 }
